@@ -1,0 +1,218 @@
+"""Identity: validating, normalising, blinding and encrypting who a patient is.
+
+Rule: a patient's ID number, name and phone number leave this module only as a
+normalised value (to be blinded or encrypted at once), a blind index, a ciphertext or a
+masked string. Every bad input is refused with an `IdentityRefusal`; nothing raises.
+Keys are passed in (a `Keyring`); this module never reads settings or files.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+
+import phonenumbers
+from cryptography.fernet import Fernet, InvalidToken
+
+CN_RESIDENT_ID = "cn_resident_id"
+GENERIC = "generic"
+ID_KINDS = (CN_RESIDENT_ID, GENERIC)
+
+# ISO 7064 MOD 11-2 weights for the 17 leading digits: 2^(17-i) mod 11.
+_CN_WEIGHTS = tuple(pow(2, 17 - i, 11) for i in range(17))
+_CN_CHECK_CHARS = "10X98765432"
+_SEPARATORS = re.compile(r"[\s\-./_]+")
+_MAX_NAME_LENGTH = 100
+_OLDEST_BIRTH_YEAR = 1900
+
+
+@dataclass(frozen=True)
+class IdentityRefusal:
+    """Why an identity field was refused. `field` is id_number, name, birth_date or
+    phone; `reason` is a stable code the engine turns into a kind sentence."""
+
+    field: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class IdNumber:
+    kind: str
+    value: str  # normalised: upper-case, no separators
+    birth_date: date | None  # embedded in the number, when the kind has one
+
+
+def _compact(raw: str) -> str:
+    """NFKC (full-width digits become ASCII), no separators, upper-case."""
+    text = unicodedata.normalize("NFKC", raw or "")
+    return _SEPARATORS.sub("", text).upper()
+
+
+def cn_resident_id_check_char(first17: str) -> str:
+    """The ISO 7064 MOD 11-2 check character for 17 digits."""
+    total = sum(int(d) * w for d, w in zip(first17, _CN_WEIGHTS))
+    return _CN_CHECK_CHARS[total % 11]
+
+
+def validate_id_number(
+    kind: str,
+    raw: str,
+    *,
+    generic_pattern: str,
+    stated_birth_date: date | None = None,
+    today: date | None = None,
+) -> IdNumber | IdentityRefusal:
+    if kind == CN_RESIDENT_ID:
+        return _validate_cn_resident_id(raw, stated_birth_date, today)
+    if kind == GENERIC:
+        return _validate_generic(raw, generic_pattern)
+    return IdentityRefusal("id_number", "unknown_kind")
+
+
+def _validate_cn_resident_id(
+    raw: str, stated_birth_date: date | None, today: date | None
+) -> IdNumber | IdentityRefusal:
+    value = _compact(raw)
+    if not value:
+        return IdentityRefusal("id_number", "empty")
+    if len(value) != 18:
+        return IdentityRefusal("id_number", "length")
+    if not (value[:17].isascii() and value[:17].isdigit()) or value[17] not in "0123456789X":
+        return IdentityRefusal("id_number", "characters")
+    if cn_resident_id_check_char(value[:17]) != value[17]:
+        return IdentityRefusal("id_number", "checksum")
+    try:
+        embedded = date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+    except ValueError:
+        return IdentityRefusal("id_number", "birth_date_invalid")
+    if embedded.year < _OLDEST_BIRTH_YEAR or (today is not None and embedded > today):
+        return IdentityRefusal("id_number", "birth_date_invalid")
+    if stated_birth_date is not None and stated_birth_date != embedded:
+        return IdentityRefusal("birth_date", "birth_date_mismatch")
+    return IdNumber(CN_RESIDENT_ID, value, embedded)
+
+
+def _validate_generic(raw: str, pattern: str) -> IdNumber | IdentityRefusal:
+    value = _compact(raw)
+    if not value:
+        return IdentityRefusal("id_number", "empty")
+    try:
+        matches = re.fullmatch(pattern, value) is not None
+    except re.error:
+        return IdentityRefusal("id_number", "pattern_invalid")
+    if not matches:
+        return IdentityRefusal("id_number", "pattern")
+    return IdNumber(GENERIC, value, None)
+
+
+def validate_name(raw: str) -> str | IdentityRefusal:
+    """A display name: trimmed, single-spaced, at least one letter, no control chars."""
+    text = unicodedata.normalize("NFC", raw or "")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co") for ch in text):
+        return IdentityRefusal("name", "characters")
+    text = " ".join(text.split())
+    if not text:
+        return IdentityRefusal("name", "empty")
+    if len(text) > _MAX_NAME_LENGTH:
+        return IdentityRefusal("name", "length")
+    if not any(ch.isalpha() for ch in text):
+        return IdentityRefusal("name", "characters")
+    if any(not (ch.isalpha() or ch in " .'-·•" or unicodedata.category(ch) == "Mn") for ch in text):
+        return IdentityRefusal("name", "characters")
+    return text
+
+
+def name_for_index(name: str) -> str:
+    """The form two spellings of one name share: case, width and spacing don't count."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+def validate_birth_date(value: date | None, today: date) -> date | IdentityRefusal:
+    if not isinstance(value, date):
+        return IdentityRefusal("birth_date", "empty")
+    if value > today:
+        return IdentityRefusal("birth_date", "future")
+    if value.year < _OLDEST_BIRTH_YEAR:
+        return IdentityRefusal("birth_date", "too_old")
+    return value
+
+
+def normalise_phone(raw: str, default_region: str) -> str | IdentityRefusal:
+    """E.164 (+8613812345678), or a refusal."""
+    text = (raw or "").strip()
+    if not text:
+        return IdentityRefusal("phone", "empty")
+    if len(text) > 40:
+        return IdentityRefusal("phone", "invalid")
+    try:
+        number = phonenumbers.parse(text, default_region)
+    except phonenumbers.NumberParseException:
+        return IdentityRefusal("phone", "invalid")
+    if not phonenumbers.is_valid_number(number):
+        return IdentityRefusal("phone", "invalid")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def mask_id(value: str) -> str:
+    """1101**********1234: enough for staff to tell two patients apart, no more."""
+    if len(value) <= 8:
+        return value[:1] + "*" * max(len(value) - 2, 0) + value[-1:] if len(value) > 2 else "*" * len(value)
+    return value[:4] + "*" * (len(value) - 8) + value[-4:]
+
+
+def mask_name(name: str) -> str:
+    """First character of each word, the rest starred: 'Wang Fang' -> 'W*** F***'."""
+    return " ".join(word[:1] + "*" * max(len(word) - 1, 1) for word in name.split())
+
+
+def mask_phone(e164: str) -> str:
+    """+86*******5678."""
+    if len(e164) <= 7:
+        return "*" * len(e164)
+    return e164[:3] + "*" * (len(e164) - 7) + e164[-4:]
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """The two secrets, kept outside the database. The audit chain key is derived from
+    the blind-index key so a hospital has two secrets to keep, not three."""
+
+    blind_index_key: bytes
+    encryption_key: bytes  # a Fernet key (url-safe base64 of 32 bytes)
+
+    @classmethod
+    def generate(cls) -> "Keyring":
+        return cls(
+            blind_index_key=base64.urlsafe_b64encode(secrets.token_bytes(32)),
+            encryption_key=Fernet.generate_key(),
+        )
+
+    def blind_index(self, purpose: str, value: str) -> str:
+        """HMAC-SHA256 of a normalised value; `purpose` keeps ID, name and address
+        indexes from matching each other."""
+        message = f"{purpose}\x00{value}".encode()
+        return hmac.new(self.blind_index_key, message, hashlib.sha256).hexdigest()
+
+    @property
+    def audit_key(self) -> bytes:
+        return hmac.new(self.blind_index_key, b"careline audit chain", hashlib.sha256).digest()
+
+    def encrypt(self, text: str) -> str:
+        return self._fernet.encrypt(text.encode()).decode()
+
+    def decrypt(self, token: str) -> str | None:
+        """None when the token was made with another key or was tampered with."""
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except (InvalidToken, ValueError):
+            return None
+
+    @property
+    def _fernet(self) -> Fernet:
+        return Fernet(self.encryption_key)

@@ -1,0 +1,318 @@
+"""Database models: SQLAlchemy 2 typed mappings and the constraints a race can't break.
+
+Rule: the schema enforces what concurrency could otherwise violate: a slot's booked count
+stays within its capacity (CHECK), a patient holds at most one active booking per slot
+(partial unique index), an identity exists once (unique blind index), and an inbound
+event is processed once (primary key). Behaviour lives in `service`; this module only
+describes tables. Patients' ID numbers, names and addresses appear only as blind
+indexes and ciphertexts.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    Time,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Booking statuses. Active ones hold a place in the slot.
+BOOKED = "booked"
+CANCELLED = "cancelled"
+CHECKED_IN = "checked_in"
+NO_SHOW = "no_show"
+BOOKING_STATUSES = (BOOKED, CANCELLED, CHECKED_IN, NO_SHOW)
+ACTIVE_STATUSES = (BOOKED, CHECKED_IN)
+# Statuses that count towards quotas: a no-show still used a place.
+QUOTA_STATUSES = (BOOKED, CHECKED_IN, NO_SHOW)
+
+_NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores UTC without a zone (SQLite has none) and hands back aware UTC datetimes,
+    so both databases compare instants the same way."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=_NAMING)
+
+
+class Hospital(Base):
+    __tablename__ = "hospital"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    names: Mapped[dict[str, str]] = mapped_column(JSON)  # locale -> display name
+    timezone: Mapped[str] = mapped_column(String(64))
+    desk_phone: Mapped[str | None] = mapped_column(String(32))
+    desk_hours: Mapped[dict[str, str] | None] = mapped_column(JSON)  # locale -> text
+    policy_overrides: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    departments: Mapped[list["Department"]] = relationship(back_populates="hospital")
+
+
+class Department(Base):
+    __tablename__ = "department"
+    __table_args__ = (UniqueConstraint("hospital_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hospital_id: Mapped[int] = mapped_column(ForeignKey("hospital.id"))
+    code: Mapped[str] = mapped_column(String(64))
+    names: Mapped[dict[str, str]] = mapped_column(JSON)  # locale -> display name
+    keywords: Mapped[dict[str, list[str]]] = mapped_column(JSON, default=dict)
+    policy_overrides: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    sort_order: Mapped[int] = mapped_column(default=0)
+    active: Mapped[bool] = mapped_column(default=True)
+
+    hospital: Mapped[Hospital] = relationship(back_populates="departments")
+
+
+class Doctor(Base):
+    __tablename__ = "doctor"
+    __table_args__ = (UniqueConstraint("department_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("department.id"))
+    code: Mapped[str] = mapped_column(String(64))
+    names: Mapped[dict[str, str]] = mapped_column(JSON)
+    active: Mapped[bool] = mapped_column(default=True)
+
+
+class ScheduleTemplate(Base):
+    """A weekly pattern: on `weekday`, slots of `slot_minutes` from start to end."""
+
+    __tablename__ = "schedule_template"
+    __table_args__ = (
+        CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday"),
+        CheckConstraint("slot_minutes > 0", name="slot_minutes"),
+        CheckConstraint("capacity >= 0", name="capacity"),
+        CheckConstraint("end_time > start_time", name="hours"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("department.id"))
+    doctor_id: Mapped[int | None] = mapped_column(ForeignKey("doctor.id"))
+    weekday: Mapped[int]  # 0 = Monday
+    start_time: Mapped[time] = mapped_column(Time)
+    end_time: Mapped[time] = mapped_column(Time)
+    slot_minutes: Mapped[int]
+    capacity: Mapped[int]  # patients per slot
+    # Release rule; None means the department's policy.
+    release_days_ahead: Mapped[int | None]
+    release_time: Mapped[time | None] = mapped_column(Time)
+    active: Mapped[bool] = mapped_column(default=True)
+
+
+class ScheduleException(Base):
+    """A closure (no slots that day) or changed hours (the day's templates run within
+    start_time..end_time instead). department_id None means the whole hospital."""
+
+    __tablename__ = "schedule_exception"
+    __table_args__ = (CheckConstraint("kind IN ('closed', 'hours')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hospital_id: Mapped[int] = mapped_column(ForeignKey("hospital.id"))
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("department.id"))
+    day: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(16))
+    start_time: Mapped[time | None] = mapped_column(Time)
+    end_time: Mapped[time | None] = mapped_column(Time)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Slot(Base):
+    __tablename__ = "slot"
+    __table_args__ = (
+        CheckConstraint("booked >= 0 AND booked <= capacity", name="booked_within_capacity"),
+        CheckConstraint("ends_at > starts_at", name="times"),
+        UniqueConstraint("template_id", "starts_at"),
+        Index("ix_slot_department_day", "department_id", "visit_date"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("department.id"))
+    doctor_id: Mapped[int | None] = mapped_column(ForeignKey("doctor.id"))
+    template_id: Mapped[int | None] = mapped_column(ForeignKey("schedule_template.id"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    visit_date: Mapped[date] = mapped_column(Date)  # the local day, for day quotas
+    capacity: Mapped[int]
+    booked: Mapped[int] = mapped_column(default=0)
+    release_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Patient(Base):
+    __tablename__ = "patient"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    id_kind: Mapped[str] = mapped_column(String(32))
+    id_index: Mapped[str] = mapped_column(String(64), unique=True)  # HMAC blind index
+    id_encrypted: Mapped[str] = mapped_column(Text)  # Fernet
+    id_last4: Mapped[str] = mapped_column(String(4))  # for read-backs and masks
+    name_index: Mapped[str] = mapped_column(String(64))
+    name_encrypted: Mapped[str] = mapped_column(Text)
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    locale: Mapped[str | None] = mapped_column(String(16))
+    # Bumped to take the patient's row lock before quotas are counted.
+    version: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ChannelAddress(Base):
+    """Where messages come from: a phone number (SMS and voice share it) or a chat."""
+
+    __tablename__ = "channel_address"
+    __table_args__ = (
+        UniqueConstraint("kind", "address_index"),
+        CheckConstraint("kind IN ('phone', 'telegram', 'console')", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    address_index: Mapped[str] = mapped_column(String(64))
+    address_encrypted: Mapped[str] = mapped_column(Text)
+    locale: Mapped[str | None] = mapped_column(String(16))
+    opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped to take the address's row lock before counting its patients.
+    version: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PatientLink(Base):
+    """An address may book for this patient: as the patient ('self') or for family."""
+
+    __tablename__ = "patient_link"
+    __table_args__ = (
+        UniqueConstraint("address_id", "patient_id"),
+        CheckConstraint("relation IN ('self', 'family')", name="relation"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address_id: Mapped[int] = mapped_column(ForeignKey("channel_address.id"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
+    relation: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_via: Mapped[str] = mapped_column(String(16))  # channel that made the link
+
+
+class Booking(Base):
+    __tablename__ = "booking"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('booked', 'cancelled', 'checked_in', 'no_show')", name="status"
+        ),
+        # One active booking per patient per slot, even when two requests race.
+        Index(
+            "uq_booking_active_slot_patient",
+            "slot_id",
+            "patient_id",
+            unique=True,
+            sqlite_where=text("status IN ('booked', 'checked_in')"),
+            postgresql_where=text("status IN ('booked', 'checked_in')"),
+        ),
+        Index("ix_booking_patient_day", "patient_id", "visit_date"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"))
+    slot_id: Mapped[int] = mapped_column(ForeignKey("slot.id"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("department.id"))
+    visit_date: Mapped[date] = mapped_column(Date)  # copied from the slot, for quotas
+    status: Mapped[str] = mapped_column(String(16), default=BOOKED)
+    channel: Mapped[str] = mapped_column(String(16))
+    booked_by_address_id: Mapped[int | None] = mapped_column(ForeignKey("channel_address.id"))
+    booked_by_staff: Mapped[str | None] = mapped_column(String(64))
+    rescheduled_from_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"))
+    cancel_reason: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Suspension(Base):
+    __tablename__ = "suspension"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
+    rule: Mapped[str] = mapped_column(String(32))  # no_shows | cancellations
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lifted_by: Mapped[str | None] = mapped_column(String(64))
+    lift_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class ProcessedEvent(Base):
+    """An inbound event claimed once; a replay gets `result` back and changes nothing."""
+
+    __tablename__ = "processed_event"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class AuditEvent(Base):
+    """Append-only. `hash` is a keyed hash over this event and `prev_hash`."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(100))
+    channel: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(100))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditHead(Base):
+    """The newest event's id and hash: appending locks this one row, which orders the
+    chain across instances, and it lets `audit verify` notice a deleted tail."""
+
+    __tablename__ = "audit_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    event_count: Mapped[int] = mapped_column(default=0)

@@ -1,0 +1,271 @@
+"""Typed results and refusals of the service layer, and their JSON form.
+
+Rule: a use case returns one of these values and never raises for a patient's mistake
+or a rule. Each refusal names its `rule` and, where one exists, the moment it lifts or
+opens, so the engine can say what the patient can do next. Results are stored as JSON
+for idempotent replays, so they hold no name, ID number or phone number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class DepartmentView:
+    id: int
+    code: str
+    names: dict[str, str]
+    keywords: dict[str, list[str]]
+    hospital_timezone: str
+
+
+@dataclass(frozen=True)
+class SlotView:
+    id: int
+    department_id: int
+    starts_at: datetime
+    ends_at: datetime
+    visit_date: date
+    free: int
+
+
+@dataclass(frozen=True)
+class BookingView:
+    code: str
+    status: str
+    patient_ref: int
+    id_last4: str
+    department_id: int
+    department_code: str
+    department_names: dict[str, str]
+    slot_id: int
+    starts_at: datetime
+    ends_at: datetime
+    visit_date: date
+    channel: str
+    cancel_deadline: datetime
+
+
+@dataclass(frozen=True)
+class LinkedPatient:
+    """A patient an address may book for. Built for one conversation turn and never
+    stored: `name` is decrypted."""
+
+    patient_ref: int
+    name: str
+    id_last4: str
+    relation: str
+
+
+# ---- successes -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Booked:
+    booking: BookingView
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    booking: BookingView
+
+
+@dataclass(frozen=True)
+class Rescheduled:
+    booking: BookingView  # the new booking
+    previous_code: str
+
+
+@dataclass(frozen=True)
+class CheckedIn:
+    booking: BookingView
+
+
+@dataclass(frozen=True)
+class NoShowReport:
+    marked: int
+    suspended_patients: int
+
+
+@dataclass(frozen=True)
+class SuspensionLifted:
+    suspension_id: int
+
+
+# ---- refusals ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refusal:
+    rule: ClassVar[str] = "refused"
+
+
+@dataclass(frozen=True)
+class InvalidIdentity(Refusal):
+    rule: ClassVar[str] = "invalid_identity"
+    field: str  # id_number | name | birth_date | phone
+    reason: str
+
+
+@dataclass(frozen=True)
+class IdentityMismatch(Refusal):
+    """The ID number is known with another name or birth date."""
+
+    rule: ClassVar[str] = "identity_mismatch"
+
+
+@dataclass(frozen=True)
+class SlotNotFound(Refusal):
+    rule: ClassVar[str] = "slot_not_found"
+
+
+@dataclass(frozen=True)
+class SlotFull(Refusal):
+    rule: ClassVar[str] = "slot_full"
+
+
+@dataclass(frozen=True)
+class NotYetOpen(Refusal):
+    rule: ClassVar[str] = "not_yet_open"
+    opens_at: datetime
+
+
+@dataclass(frozen=True)
+class BookingClosed(Refusal):
+    rule: ClassVar[str] = "booking_closed"
+    closed_at: datetime
+
+
+@dataclass(frozen=True)
+class AlreadyBooked(Refusal):
+    rule: ClassVar[str] = "already_booked"
+    code: str
+
+
+@dataclass(frozen=True)
+class QuotaExceeded(Refusal):
+    """`quota` is per_department_per_day, per_visit_day, per_7_days or per_90_days."""
+
+    rule: ClassVar[str] = "quota_exceeded"
+    quota: str
+    limit: int
+
+
+@dataclass(frozen=True)
+class Suspended(Refusal):
+    """`reason` is no_shows or cancellations; booking is possible again from `until`."""
+
+    rule: ClassVar[str] = "suspended"
+    reason: str
+    until: datetime
+
+
+@dataclass(frozen=True)
+class TooManyPatients(Refusal):
+    rule: ClassVar[str] = "patients_per_address"
+    limit: int
+
+
+@dataclass(frozen=True)
+class BookingNotFound(Refusal):
+    rule: ClassVar[str] = "booking_not_found"
+
+
+@dataclass(frozen=True)
+class NotPermitted(Refusal):
+    """The requester is not linked to this booking's patient."""
+
+    rule: ClassVar[str] = "not_permitted"
+
+
+@dataclass(frozen=True)
+class NotActive(Refusal):
+    """The booking is already cancelled, checked in or marked as a no-show."""
+
+    rule: ClassVar[str] = "not_active"
+    status: str
+
+
+@dataclass(frozen=True)
+class CancellationClosed(Refusal):
+    rule: ClassVar[str] = "cancellation_deadline"
+    deadline: datetime
+
+
+@dataclass(frozen=True)
+class NotVisitDay(Refusal):
+    rule: ClassVar[str] = "not_visit_day"
+    visit_date: date
+
+
+@dataclass(frozen=True)
+class SuspensionNotFound(Refusal):
+    rule: ClassVar[str] = "suspension_not_found"
+
+
+@dataclass(frozen=True)
+class ReasonRequired(Refusal):
+    rule: ClassVar[str] = "reason_required"
+
+
+Result = Any  # one of the dataclasses above
+
+
+# ---- JSON form, for idempotent replays ----------------------------------------------
+
+_REGISTRY: dict[str, type] = {}
+
+
+def _register_all() -> None:
+    for value in list(globals().values()):
+        if isinstance(value, type) and dataclasses.is_dataclass(value):
+            _REGISTRY[value.__name__] = value
+
+
+def to_json(result: Any) -> dict[str, Any]:
+    return {"type": type(result).__name__, **_encode_fields(result)}
+
+
+def _encode_fields(obj: Any) -> dict[str, Any]:
+    return {f.name: _encode(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+
+
+def _encode(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return to_json(value)
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    return value
+
+
+def from_json(data: dict[str, Any]) -> Any:
+    cls = _REGISTRY[data["type"]]
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        kwargs[f.name] = _decode(hints[f.name], data[f.name])
+    return cls(**kwargs)
+
+
+def _decode(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, dict) and "type" in value and value["type"] in _REGISTRY:
+        return from_json(value)
+    if hint is datetime:
+        return datetime.fromisoformat(value)
+    if hint is date:
+        return date.fromisoformat(value)
+    return value
+
+
+_register_all()

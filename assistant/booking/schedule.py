@@ -1,0 +1,158 @@
+"""Schedules: weekly templates and exceptions turned into concrete slots.
+
+Rule: generation is a reconciliation over a date range and safe to repeat. It creates
+missing slots, updates capacity and release time, and removes slots that no longer
+match a template, but it never deletes a slot that has bookings and never sets a
+capacity below the places already booked. Such conflicts are reported for staff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, exists, select
+from sqlalchemy.orm import Session
+
+from assistant.booking import audit, policy as rules
+from assistant.booking.models import (
+    Booking,
+    Department,
+    Hospital,
+    ScheduleException,
+    ScheduleTemplate,
+    Slot,
+)
+from assistant.config import Policy
+
+
+@dataclass(frozen=True)
+class PlannedSlot:
+    template_id: int
+    department_id: int
+    doctor_id: int | None
+    starts_at: datetime
+    ends_at: datetime
+    visit_date: date
+    capacity: int
+    release_at: datetime
+
+
+@dataclass
+class GenerationReport:
+    created: int = 0
+    updated: int = 0
+    removed: int = 0
+    kept_with_bookings: list[int] = field(default_factory=list)  # slot ids staff must handle
+
+
+def plan_day(template: ScheduleTemplate, day: date, exceptions: list[ScheduleException],
+             policy: Policy, tz: ZoneInfo) -> list[PlannedSlot]:
+    """The slots one template gives on one local day, after closures and changed hours."""
+    if day.weekday() != template.weekday or not template.active:
+        return []
+    start, end = template.start_time, template.end_time
+    for exception in exceptions:
+        if exception.kind == "closed":
+            return []
+        if exception.kind == "hours" and exception.start_time and exception.end_time:
+            # Changed hours narrow (or move) the day: keep the template's slots inside them.
+            start, end = max(start, exception.start_time), min(end, exception.end_time)
+    days_ahead = template.release_days_ahead if template.release_days_ahead is not None else policy.open_days_ahead
+    release_time = template.release_time or policy.release_time
+    release_at = rules.release_moment(day, days_ahead, release_time, tz)
+    planned = []
+    cursor = datetime.combine(day, start, tzinfo=tz)
+    day_end = datetime.combine(day, end, tzinfo=tz)
+    length = timedelta(minutes=template.slot_minutes)
+    while cursor + length <= day_end:
+        planned.append(PlannedSlot(
+            template.id, template.department_id, template.doctor_id, cursor,
+            cursor + length, day, template.capacity, release_at,
+        ))
+        cursor += length
+    return planned
+
+
+def generate_slots(session: Session, *, base_policy: Policy, start: date, days: int,
+                   audit_key: bytes, now: datetime) -> GenerationReport:
+    """Reconcile slots for `days` local days from `start` (inclusive)."""
+    report = GenerationReport()
+    end = start + timedelta(days=days - 1)
+    templates = session.execute(
+        select(ScheduleTemplate, Department, Hospital)
+        .join(Department, ScheduleTemplate.department_id == Department.id)
+        .join(Hospital, Department.hospital_id == Hospital.id)
+        .order_by(ScheduleTemplate.id)
+    ).all()
+    exceptions = session.execute(
+        select(ScheduleException).where(ScheduleException.day >= start, ScheduleException.day <= end)
+    ).scalars().all()
+    planned: dict[tuple[int, datetime], PlannedSlot] = {}
+    for template, department, hospital in templates:
+        tz = ZoneInfo(hospital.timezone)
+        policy = base_policy.overridden(hospital.policy_overrides).overridden(department.policy_overrides)
+        active = template.active and department.active
+        for offset in range(days):
+            day = start + timedelta(days=offset)
+            relevant = [
+                e for e in exceptions
+                if e.day == day and e.hospital_id == hospital.id
+                and e.department_id in (None, department.id)
+            ]
+            if active:
+                for slot in plan_day(template, day, relevant, policy, tz):
+                    planned[(slot.template_id, slot.starts_at)] = slot
+
+    existing = session.execute(
+        select(Slot).where(
+            Slot.template_id.is_not(None), Slot.visit_date >= start, Slot.visit_date <= end
+        )
+    ).scalars().all()
+    seen = set()
+    for slot in existing:
+        key = (slot.template_id, slot.starts_at)
+        wanted = planned.get(key)
+        if wanted is None:
+            _remove_or_close(session, slot, report)
+            continue
+        seen.add(key)
+        capacity = max(wanted.capacity, slot.booked)
+        if (slot.capacity, slot.release_at, slot.ends_at) != (capacity, wanted.release_at, wanted.ends_at):
+            slot.capacity, slot.release_at, slot.ends_at = capacity, wanted.release_at, wanted.ends_at
+            report.updated += 1
+            if wanted.capacity < slot.booked:
+                report.kept_with_bookings.append(slot.id)
+    for key, wanted in sorted(planned.items(), key=lambda item: (item[1].starts_at, item[0][0])):
+        if key in seen:
+            continue
+        session.add(Slot(
+            department_id=wanted.department_id, doctor_id=wanted.doctor_id,
+            template_id=wanted.template_id, starts_at=wanted.starts_at, ends_at=wanted.ends_at,
+            visit_date=wanted.visit_date, capacity=wanted.capacity, booked=0,
+            release_at=wanted.release_at,
+        ))
+        report.created += 1
+    session.flush()
+    if report.created or report.updated or report.removed:
+        audit.append(session, audit_key, actor=audit.SYSTEM, action="slots.generated",
+                     subject=f"slots:{start.isoformat()}..{end.isoformat()}",
+                     details={"created": report.created, "updated": report.updated,
+                              "removed": report.removed,
+                              "kept_with_bookings": report.kept_with_bookings},
+                     at=now)
+    return report
+
+
+def _remove_or_close(session: Session, slot: Slot, report: GenerationReport) -> None:
+    has_bookings = session.execute(select(exists().where(Booking.slot_id == slot.id))).scalar()
+    if has_bookings:
+        # Keep it for the patients who hold it, but let nobody else in.
+        if slot.capacity != slot.booked:
+            slot.capacity = slot.booked
+            report.updated += 1
+        report.kept_with_bookings.append(slot.id)
+        return
+    session.execute(delete(Slot).where(Slot.id == slot.id))
+    report.removed += 1

@@ -1,0 +1,883 @@
+"""The service layer: one function per use case, one transaction each.
+
+Rule: every function here opens its own unit of work, applies the booking rules, writes
+an audit event for each state change and commits once, returning a typed result or a
+typed refusal from `results`. Locks are always taken in the same order (channel
+address, then patient, then slots) so concurrent use cases cannot deadlock. Time is an
+argument; nothing here reads the clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Callable, Sequence
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from assistant.booking import audit, identity, policy as rules, results as r
+from assistant.booking.identity import IdentityRefusal, Keyring
+from assistant.booking.models import (
+    ACTIVE_STATUSES,
+    BOOKED,
+    CANCELLED,
+    CHECKED_IN,
+    NO_SHOW,
+    QUOTA_STATUSES,
+    Booking,
+    ChannelAddress,
+    Department,
+    Hospital,
+    Patient,
+    PatientLink,
+    ProcessedEvent,
+    Slot,
+    Suspension,
+)
+from assistant.booking.uow import UnitOfWork, UnitOfWorkFactory
+from assistant.config import Policy, Settings
+
+log = logging.getLogger(__name__)
+
+# Booking codes avoid characters that look or sound alike (0/O, 1/I/L, 2/Z, 5/S, 8/B).
+CODE_ALPHABET = "ACDEFGHJKMNPQRTUVWXY3467"
+CODE_LENGTH = 8  # 24^8 ≈ 1.1e11 codes: unguessable at any rate a rate limiter allows
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    uow: UnitOfWorkFactory
+    keyring: Keyring
+    settings: Settings
+
+
+@dataclass(frozen=True)
+class IdentityInput:
+    """Who the booking is for, as the patient or a relative typed it."""
+
+    kind: str
+    number: str
+    name: str
+    birth_date: date | None = None
+
+
+@dataclass(frozen=True)
+class AddressInput:
+    """Where a request came from: kind is phone, telegram or console."""
+
+    kind: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Staff:
+    username: str
+
+
+Requester = AddressInput | IdentityInput | Staff
+
+
+# ---- reading ---------------------------------------------------------------------------
+
+
+def list_departments(ctx: ServiceContext) -> list[r.DepartmentView]:
+    with ctx.uow.read_only() as uow:
+        rows = uow.session.execute(
+            select(Department, Hospital.timezone)
+            .join(Hospital)
+            .where(Department.active.is_(True))
+            .order_by(Department.sort_order, Department.id)
+        ).all()
+        return [
+            r.DepartmentView(d.id, d.code, dict(d.names), dict(d.keywords or {}), tz)
+            for d, tz in rows
+        ]
+
+
+def availability(ctx: ServiceContext, *, department_id: int, date_from: date, date_to: date,
+                 now: datetime) -> list[r.SlotView]:
+    """Released slots with a free place that can still be booked at `now`."""
+    with ctx.uow.read_only() as uow:
+        department = uow.session.get(Department, department_id)
+        if department is None or not department.active:
+            return []
+        policy, tz = _department_rules(ctx, uow.session, department)
+        slots = uow.session.execute(
+            select(Slot)
+            .where(
+                Slot.department_id == department_id,
+                Slot.visit_date >= date_from,
+                Slot.visit_date <= date_to,
+                Slot.release_at <= now,
+                Slot.booked < Slot.capacity,
+            )
+            .order_by(Slot.starts_at, Slot.id)
+        ).scalars()
+        return [
+            _slot_view(slot)
+            for slot in slots
+            if now < rules.booking_closes_at(policy, slot.visit_date, tz)
+        ]
+
+
+def linked_patients(ctx: ServiceContext, address: AddressInput) -> list[r.LinkedPatient]:
+    """The patients an address may book for, names decrypted for this turn only."""
+    with ctx.uow.read_only() as uow:
+        found = _find_address(ctx, uow.session, address)
+        if found is None:
+            return []
+        rows = uow.session.execute(
+            select(Patient, PatientLink.relation)
+            .join(PatientLink, PatientLink.patient_id == Patient.id)
+            .where(PatientLink.address_id == found.id)
+            .order_by(PatientLink.created_at, PatientLink.id)
+        ).all()
+        return [
+            r.LinkedPatient(p.id, ctx.keyring.decrypt(p.name_encrypted) or "?", p.id_last4, rel)
+            for p, rel in rows
+        ]
+
+
+def patient_bookings(ctx: ServiceContext, identity_input: IdentityInput, *, now: datetime,
+                     include_past: bool = False) -> list[r.BookingView] | r.Refusal:
+    with ctx.uow.read_only() as uow:
+        patient = _find_patient(ctx, uow.session, identity_input)
+        if isinstance(patient, r.Refusal):
+            return patient
+        if patient is None:
+            return []
+        return _bookings_of(ctx, uow.session, [patient.id], now, include_past)
+
+
+def address_bookings(ctx: ServiceContext, address: AddressInput, *, now: datetime,
+                     include_past: bool = False) -> list[r.BookingView]:
+    """Bookings of every patient linked to the address."""
+    with ctx.uow.read_only() as uow:
+        found = _find_address(ctx, uow.session, address)
+        if found is None:
+            return []
+        patient_ids = uow.session.execute(
+            select(PatientLink.patient_id).where(PatientLink.address_id == found.id)
+        ).scalars().all()
+        return _bookings_of(ctx, uow.session, patient_ids, now, include_past)
+
+
+@dataclass(frozen=True)
+class StaffBookingRow:
+    """A booking as staff see it: identity masked, never in full."""
+
+    code: str
+    status: str
+    department_code: str
+    starts_at: datetime
+    visit_date: date
+    masked_id: str
+    masked_name: str
+    channel: str
+
+
+def staff_bookings(ctx: ServiceContext, *, day: date | None = None) -> list[StaffBookingRow]:
+    with ctx.uow.read_only() as uow:
+        query = (
+            select(Booking, Slot, Department, Patient)
+            .join(Slot, Booking.slot_id == Slot.id)
+            .join(Department, Booking.department_id == Department.id)
+            .join(Patient, Booking.patient_id == Patient.id)
+            .order_by(Slot.starts_at, Booking.id)
+        )
+        if day is not None:
+            query = query.where(Booking.visit_date == day)
+        rows = []
+        for booking, slot, department, patient in uow.session.execute(query):
+            number = ctx.keyring.decrypt(patient.id_encrypted) or ""
+            name = ctx.keyring.decrypt(patient.name_encrypted) or ""
+            rows.append(StaffBookingRow(
+                booking.code, booking.status, department.code, slot.starts_at,
+                booking.visit_date, identity.mask_id(number), identity.mask_name(name),
+                booking.channel,
+            ))
+        return rows
+
+
+# ---- booking -------------------------------------------------------------------------
+
+
+def book_slot(ctx: ServiceContext, *, identity_input: IdentityInput, slot_id: int,
+              channel: str, now: datetime, booked_by: AddressInput | None = None,
+              staff: Staff | None = None, relation: str = "self",
+              idempotency_key: str | None = None) -> r.Booked | r.Refusal:
+    """Book one place in a slot for one real identity."""
+
+    def attempt(uow: UnitOfWork) -> r.Booked | r.Refusal:
+        session = uow.session
+        address = None
+        if booked_by is not None:
+            address = _lock_address(ctx, session, booked_by, now)
+            if isinstance(address, r.Refusal):
+                return address
+        patient = _upsert_and_lock_patient(ctx, session, identity_input, now)
+        if isinstance(patient, r.Refusal):
+            return patient
+        if address is not None:
+            linked = _ensure_link(ctx, session, address, patient, relation, channel, now)
+            if isinstance(linked, r.Refusal):
+                return linked
+        actor = _actor(address, staff, channel)
+        return _book_locked(ctx, session, patient, slot_id, channel, now, actor,
+                            address_id=address.id if address else None,
+                            staff=staff, replacing=None)
+
+    return _run(ctx, "book", idempotency_key, now, attempt)
+
+
+def _book_locked(ctx: ServiceContext, session: Session, patient: Patient, slot_id: int,
+                 channel: str, now: datetime, actor: audit.Actor, *, address_id: int | None,
+                 staff: Staff | None, replacing: Booking | None) -> r.Booked | r.Refusal:
+    """Book with the patient's row lock already held. `replacing` is excluded from the
+    quota counts (a reschedule moves it rather than adding one)."""
+    slot = session.get(Slot, slot_id)
+    if slot is None:
+        return r.SlotNotFound()
+    department = session.get(Department, slot.department_id)
+    policy, tz = _department_rules(ctx, session, department)
+    if now < slot.release_at:
+        return r.NotYetOpen(opens_at=slot.release_at)
+    closes_at = rules.booking_closes_at(policy, slot.visit_date, tz)
+    if now >= closes_at:
+        return r.BookingClosed(closed_at=closes_at)
+    suspension = _active_suspension(session, patient.id, now)
+    if suspension is not None:
+        return r.Suspended(reason=suspension.rule, until=suspension.ends_at)
+    existing = session.execute(
+        select(Booking.code).where(
+            Booking.patient_id == patient.id, Booking.slot_id == slot.id,
+            Booking.status.in_(ACTIVE_STATUSES),
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        return r.AlreadyBooked(code=existing)
+    breach = rules.quota_breach(
+        policy, _held_bookings(session, patient.id, slot.visit_date, exclude=replacing),
+        rules.HeldBooking(slot.visit_date, slot.department_id),
+    )
+    if breach is not None:
+        return r.QuotaExceeded(quota=breach.quota, limit=breach.limit)
+    if not _take_place(session, slot.id):
+        return r.SlotFull()
+    booking = Booking(
+        code=_new_code(session), patient_id=patient.id, slot_id=slot.id,
+        department_id=slot.department_id, visit_date=slot.visit_date, status=BOOKED,
+        channel=channel, booked_by_address_id=address_id,
+        booked_by_staff=staff.username if staff else None,
+        rescheduled_from_id=replacing.id if replacing else None,
+        created_at=now, updated_at=now,
+    )
+    session.add(booking)
+    session.flush()
+    audit.append(session, ctx.keyring.audit_key, actor=actor, action="booking.created",
+                 subject=f"booking:{booking.code}",
+                 details={"patient": _patient_ref(patient), "slot": slot.id,
+                          "department": department.code,
+                          "starts_at": slot.starts_at.isoformat()},
+                 at=now)
+    return r.Booked(_booking_view(ctx, session, booking, slot=slot, department=department))
+
+
+def _take_place(session: Session, slot_id: int) -> bool:
+    """The capacity rule: only succeeds while booked < capacity, even under a race."""
+    taken = session.execute(
+        update(Slot)
+        .where(Slot.id == slot_id, Slot.booked < Slot.capacity)
+        .values(booked=Slot.booked + 1)
+        .returning(Slot.id)
+    ).first()
+    return taken is not None
+
+
+def _free_place(session: Session, slot_id: int) -> None:
+    session.execute(
+        update(Slot).where(Slot.id == slot_id, Slot.booked > 0).values(booked=Slot.booked - 1)
+    )
+
+
+def _new_code(session: Session) -> str:
+    while True:
+        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+        if session.execute(select(Booking.id).where(Booking.code == code)).first() is None:
+            return code
+
+
+# ---- cancelling and rescheduling ------------------------------------------------------
+
+
+def cancel_booking(ctx: ServiceContext, *, code: str, requester: Requester, channel: str,
+                   now: datetime, idempotency_key: str | None = None) -> r.Cancelled | r.Refusal:
+    """Cancel before the deadline (staff may cancel at any time, for example when a
+    clinic closes). Patient cancellations count towards the cancellation suspension."""
+
+    def attempt(uow: UnitOfWork) -> r.Cancelled | r.Refusal:
+        session = uow.session
+        found = _authorised_booking(ctx, session, code, requester)
+        if isinstance(found, r.Refusal):
+            return found
+        booking, patient = found
+        if booking.status != BOOKED:
+            return r.NotActive(status=booking.status)
+        slot = session.get(Slot, booking.slot_id)
+        department = session.get(Department, booking.department_id)
+        policy, tz = _department_rules(ctx, session, department)
+        deadline = rules.cancel_deadline(policy, booking.visit_date, tz)
+        is_staff = isinstance(requester, Staff)
+        if now >= deadline and not is_staff:
+            return r.CancellationClosed(deadline=deadline)
+        booking.status = CANCELLED
+        booking.cancel_reason = "staff" if is_staff else "patient"
+        booking.cancelled_at = now
+        booking.updated_at = now
+        _free_place(session, slot.id)
+        session.flush()
+        actor = _requester_actor(ctx, requester, channel)
+        audit.append(session, ctx.keyring.audit_key, actor=actor, action="booking.cancelled",
+                     subject=f"booking:{booking.code}",
+                     details={"patient": _patient_ref(patient), "by": booking.cancel_reason},
+                     at=now)
+        if not is_staff:
+            _suspend_if_due(ctx, session, patient, policy, "cancellations", now)
+        return r.Cancelled(_booking_view(ctx, session, booking, slot=slot, department=department))
+
+    return _run(ctx, "cancel", idempotency_key, now, attempt)
+
+
+def reschedule_booking(ctx: ServiceContext, *, code: str, new_slot_id: int,
+                       requester: Requester, channel: str, now: datetime,
+                       idempotency_key: str | None = None) -> r.Rescheduled | r.Refusal:
+    """Move a booking atomically: the new place is taken before the old one is freed,
+    and either both happen or neither does. A reschedule is not a cancellation."""
+
+    def attempt(uow: UnitOfWork) -> r.Rescheduled | r.Refusal:
+        session = uow.session
+        found = _authorised_booking(ctx, session, code, requester)
+        if isinstance(found, r.Refusal):
+            return found
+        old, patient = found
+        if old.status != BOOKED:
+            return r.NotActive(status=old.status)
+        if old.slot_id == new_slot_id:
+            return r.AlreadyBooked(code=old.code)
+        department = session.get(Department, old.department_id)
+        policy, tz = _department_rules(ctx, session, department)
+        deadline = rules.cancel_deadline(policy, old.visit_date, tz)
+        if now >= deadline and not isinstance(requester, Staff):
+            return r.CancellationClosed(deadline=deadline)
+        actor = _requester_actor(ctx, requester, channel)
+        staff = requester if isinstance(requester, Staff) else None
+        booked = _book_locked(ctx, session, patient, new_slot_id, channel, now, actor,
+                              address_id=old.booked_by_address_id, staff=staff, replacing=old)
+        if isinstance(booked, r.Refusal):
+            return booked
+        old.status = CANCELLED
+        old.cancel_reason = "rescheduled"
+        old.cancelled_at = now
+        old.updated_at = now
+        _free_place(session, old.slot_id)
+        session.flush()
+        audit.append(session, ctx.keyring.audit_key, actor=actor, action="booking.rescheduled",
+                     subject=f"booking:{old.code}",
+                     details={"patient": _patient_ref(patient), "to": booked.booking.code},
+                     at=now)
+        return r.Rescheduled(booking=booked.booking, previous_code=old.code)
+
+    return _run(ctx, "reschedule", idempotency_key, now, attempt)
+
+
+# ---- at the hospital -----------------------------------------------------------------
+
+
+def check_in(ctx: ServiceContext, *, code: str, id_number: str, now: datetime,
+             staff: Staff | None = None) -> r.CheckedIn | r.Refusal:
+    """Check in on the visit day: the booking code and the ID number must match."""
+    with ctx.uow() as uow:
+        session = uow.session
+        booking = session.execute(
+            select(Booking).where(Booking.code == _clean_code(code))
+        ).scalar_one_or_none()
+        if booking is None:
+            return r.BookingNotFound()
+        patient = _lock_patient(session, booking.patient_id)
+        if not _id_number_matches(ctx, patient, id_number):
+            # Same answer as an unknown code: a wrong ID must not confirm a code exists.
+            return r.BookingNotFound()
+        if booking.status != BOOKED:
+            return r.NotActive(status=booking.status)
+        department = session.get(Department, booking.department_id)
+        _, tz = _department_rules(ctx, session, department)
+        if now.astimezone(tz).date() != booking.visit_date:
+            return r.NotVisitDay(visit_date=booking.visit_date)
+        booking.status = CHECKED_IN
+        booking.checked_in_at = now
+        booking.updated_at = now
+        session.flush()
+        actor = audit.Actor(f"staff:{staff.username}", "desk") if staff else audit.Actor("kiosk", "desk")
+        audit.append(session, ctx.keyring.audit_key, actor=actor, action="booking.checked_in",
+                     subject=f"booking:{booking.code}",
+                     details={"patient": _patient_ref(patient)}, at=now)
+        view = _booking_view(ctx, session, booking)
+        uow.commit()
+        return r.CheckedIn(view)
+
+
+def mark_no_shows(ctx: ServiceContext, *, now: datetime) -> r.NoShowReport:
+    """Every booking still 'booked' on a visit day that is over becomes a no-show, and
+    patients who reach the no-show limit are suspended. Safe to run repeatedly."""
+    marked = suspended = 0
+    with ctx.uow() as uow:
+        session = uow.session
+        candidates = session.execute(
+            select(Booking.id, Booking.patient_id, Department.id)
+            .join(Department, Booking.department_id == Department.id)
+            .where(Booking.status == BOOKED, Booking.visit_date < now.date() + timedelta(days=1))
+            .order_by(Booking.patient_id, Booking.id)
+        ).all()
+        by_patient: dict[int, list[tuple[int, int]]] = {}
+        for booking_id, patient_id, department_id in candidates:
+            by_patient.setdefault(patient_id, []).append((booking_id, department_id))
+        for patient_id, items in by_patient.items():
+            patient = _lock_patient(session, patient_id)
+            marked_here = 0
+            policy = None
+            for booking_id, department_id in items:
+                booking = session.get(Booking, booking_id)
+                department = session.get(Department, department_id)
+                policy, tz = _department_rules(ctx, session, department)
+                if booking.status != BOOKED or now.astimezone(tz).date() <= booking.visit_date:
+                    continue  # the visit day is not over yet in the hospital's zone
+                booking.status = NO_SHOW
+                booking.updated_at = now
+                marked_here += 1
+                audit.append(session, ctx.keyring.audit_key, actor=audit.SYSTEM,
+                             action="booking.no_show", subject=f"booking:{booking.code}",
+                             details={"patient": _patient_ref(patient)}, at=now)
+            session.flush()
+            if marked_here and policy is not None:
+                marked += marked_here
+                if _suspend_if_due(ctx, session, patient, policy, "no_shows", now):
+                    suspended += 1
+        uow.commit()
+    return r.NoShowReport(marked=marked, suspended_patients=suspended)
+
+
+def lift_suspension(ctx: ServiceContext, *, suspension_id: int, staff: Staff, reason: str,
+                    now: datetime) -> r.SuspensionLifted | r.Refusal:
+    reason = " ".join((reason or "").split())
+    if not reason:
+        return r.ReasonRequired()
+    with ctx.uow() as uow:
+        session = uow.session
+        suspension = session.get(Suspension, suspension_id)
+        if suspension is None or suspension.lifted_at is not None or suspension.ends_at <= now:
+            return r.SuspensionNotFound()
+        patient = _lock_patient(session, suspension.patient_id)
+        suspension.lifted_at = now
+        suspension.lifted_by = staff.username
+        suspension.lift_reason = reason[:500]
+        session.flush()
+        audit.append(session, ctx.keyring.audit_key,
+                     actor=audit.Actor(f"staff:{staff.username}", "admin"),
+                     action="suspension.lifted", subject=f"suspension:{suspension.id}",
+                     details={"patient": _patient_ref(patient), "reason": reason[:500]}, at=now)
+        uow.commit()
+        return r.SuspensionLifted(suspension.id)
+
+
+def active_suspensions(ctx: ServiceContext, *, now: datetime) -> list[dict[str, Any]]:
+    """Suspensions in force, for staff: patients shown masked."""
+    with ctx.uow.read_only() as uow:
+        rows = uow.session.execute(
+            select(Suspension, Patient)
+            .join(Patient, Suspension.patient_id == Patient.id)
+            .where(Suspension.lifted_at.is_(None), Suspension.ends_at > now)
+            .order_by(Suspension.ends_at)
+        ).all()
+        return [
+            {"id": s.id, "rule": s.rule, "until": s.ends_at,
+             "patient": identity.mask_id(ctx.keyring.decrypt(p.id_encrypted) or "")}
+            for s, p in rows
+        ]
+
+
+# ---- the transaction runner and idempotency ------------------------------------------
+
+
+def _run(ctx: ServiceContext, use_case: str, idempotency_key: str | None, now: datetime,
+         attempt: Callable[[UnitOfWork], Any]) -> Any:
+    """Run `attempt` in one transaction. A refusal rolls back everything `attempt`
+    wrote; with an idempotency key, the result is stored and a replay gets it back."""
+    with ctx.uow() as uow:
+        session = uow.session
+        if idempotency_key is not None:
+            key = f"{use_case}:{idempotency_key}"
+            if not _claim_event(session, key, now):
+                stored = session.get(ProcessedEvent, key)
+                return r.from_json(stored.result)
+        savepoint = session.begin_nested()
+        result = attempt(uow)
+        if isinstance(result, r.Refusal):
+            savepoint.rollback()
+        else:
+            savepoint.commit()
+        if idempotency_key is not None:
+            session.execute(
+                update(ProcessedEvent).where(ProcessedEvent.key == key)
+                .values(result=r.to_json(result))
+            )
+        uow.commit()
+        return result
+
+
+def _claim_event(session: Session, key: str, now: datetime) -> bool:
+    """Claim an inbound event. A concurrent claimer of the same key waits for the first
+    transaction to finish (the primary key), then sees it as already claimed."""
+    insert = _dialect_insert(session)
+    claimed = session.execute(
+        insert(ProcessedEvent).values(key=key, claimed_at=now, result=None)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(ProcessedEvent.key)  # RETURNING, since psycopg reports rowcount -1
+    ).first()
+    return claimed is not None
+
+
+def _dialect_insert(session: Session):
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+# ---- identities, addresses and locks -------------------------------------------------
+
+
+def _validated_identity(ctx: ServiceContext, given: IdentityInput, today: date):
+    if given.kind not in ctx.settings.identity.kinds:
+        return r.InvalidIdentity(field="id_number", reason="unknown_kind")
+    number = identity.validate_id_number(
+        given.kind, given.number, generic_pattern=ctx.settings.identity.generic_pattern,
+        stated_birth_date=given.birth_date, today=today,
+    )
+    if isinstance(number, IdentityRefusal):
+        return r.InvalidIdentity(field=number.field, reason=number.reason)
+    name = identity.validate_name(given.name)
+    if isinstance(name, IdentityRefusal):
+        return r.InvalidIdentity(field=name.field, reason=name.reason)
+    birth_date = given.birth_date or number.birth_date
+    if birth_date is not None:
+        checked = identity.validate_birth_date(birth_date, today)
+        if isinstance(checked, IdentityRefusal):
+            return r.InvalidIdentity(field=checked.field, reason=checked.reason)
+    return number, name, birth_date
+
+
+def _upsert_and_lock_patient(ctx: ServiceContext, session: Session, given: IdentityInput,
+                             now: datetime) -> Patient | r.Refusal:
+    valid = _validated_identity(ctx, given, now.date())
+    if isinstance(valid, r.Refusal):
+        return valid
+    number, name, birth_date = valid
+    id_index = ctx.keyring.blind_index("id:" + number.kind, number.value)
+    name_index = ctx.keyring.blind_index("name", identity.name_for_index(name))
+    insert = _dialect_insert(session)
+    session.execute(
+        insert(Patient).values(
+            id_kind=number.kind, id_index=id_index,
+            id_encrypted=ctx.keyring.encrypt(number.value), id_last4=number.value[-4:],
+            name_index=name_index, name_encrypted=ctx.keyring.encrypt(name),
+            birth_date=birth_date, version=0, created_at=now,
+        ).on_conflict_do_nothing(index_elements=["id_index"])
+    )
+    patient_id = session.execute(select(Patient.id).where(Patient.id_index == id_index)).scalar_one()
+    patient = _lock_patient(session, patient_id)
+    # A known ID number with another name is how a bought ticket would be used: refuse.
+    if patient.name_index != name_index:
+        return r.IdentityMismatch()
+    if birth_date is not None and patient.birth_date is not None and patient.birth_date != birth_date:
+        return r.IdentityMismatch()
+    return patient
+
+
+def _lock_patient(session: Session, patient_id: int) -> Patient:
+    """Take the patient's row lock (an UPDATE) before anything is counted."""
+    session.execute(
+        update(Patient).where(Patient.id == patient_id).values(version=Patient.version + 1)
+    )
+    patient = session.get(Patient, patient_id, populate_existing=True)
+    return patient
+
+
+def _find_patient(ctx: ServiceContext, session: Session, given: IdentityInput) -> Patient | None | r.Refusal:
+    number = identity.validate_id_number(
+        given.kind, given.number, generic_pattern=ctx.settings.identity.generic_pattern
+    )
+    if isinstance(number, IdentityRefusal):
+        return r.InvalidIdentity(field=number.field, reason=number.reason)
+    id_index = ctx.keyring.blind_index("id:" + number.kind, number.value)
+    return session.execute(select(Patient).where(Patient.id_index == id_index)).scalar_one_or_none()
+
+
+def _normalised_address(ctx: ServiceContext, address: AddressInput) -> str | r.Refusal:
+    if address.kind == "phone":
+        value = identity.normalise_phone(address.value, ctx.settings.default_phone_region)
+        if isinstance(value, IdentityRefusal):
+            return r.InvalidIdentity(field=value.field, reason=value.reason)
+        return value
+    if address.kind == "telegram":
+        value = (address.value or "").strip()
+        if not value.lstrip("-").isdigit():
+            return r.InvalidIdentity(field="address", reason="invalid")
+        return str(int(value))
+    if address.kind == "console":
+        value = (address.value or "").strip()
+        return value if value else r.InvalidIdentity(field="address", reason="empty")
+    return r.InvalidIdentity(field="address", reason="unknown_kind")
+
+
+def _address_index(ctx: ServiceContext, kind: str, value: str) -> str:
+    return ctx.keyring.blind_index("address:" + kind, value)
+
+
+def _find_address(ctx: ServiceContext, session: Session, address: AddressInput) -> ChannelAddress | None:
+    value = _normalised_address(ctx, address)
+    if isinstance(value, r.Refusal):
+        return None
+    return session.execute(
+        select(ChannelAddress).where(
+            ChannelAddress.kind == address.kind,
+            ChannelAddress.address_index == _address_index(ctx, address.kind, value),
+        )
+    ).scalar_one_or_none()
+
+
+def _lock_address(ctx: ServiceContext, session: Session, address: AddressInput,
+                  now: datetime) -> ChannelAddress | r.Refusal:
+    value = _normalised_address(ctx, address)
+    if isinstance(value, r.Refusal):
+        return value
+    index = _address_index(ctx, address.kind, value)
+    insert = _dialect_insert(session)
+    session.execute(
+        insert(ChannelAddress).values(
+            kind=address.kind, address_index=index,
+            address_encrypted=ctx.keyring.encrypt(value), version=0, created_at=now,
+        ).on_conflict_do_nothing(index_elements=["kind", "address_index"])
+    )
+    address_id = session.execute(
+        select(ChannelAddress.id).where(
+            ChannelAddress.kind == address.kind, ChannelAddress.address_index == index
+        )
+    ).scalar_one()
+    session.execute(
+        update(ChannelAddress).where(ChannelAddress.id == address_id)
+        .values(version=ChannelAddress.version + 1)
+    )
+    return session.get(ChannelAddress, address_id, populate_existing=True)
+
+
+def _ensure_link(ctx: ServiceContext, session: Session, address: ChannelAddress,
+                 patient: Patient, relation: str, channel: str, now: datetime) -> PatientLink | r.Refusal:
+    link = session.execute(
+        select(PatientLink).where(
+            PatientLink.address_id == address.id, PatientLink.patient_id == patient.id
+        )
+    ).scalar_one_or_none()
+    if link is not None:
+        return link
+    department_policy = ctx.settings.policy  # the address limit is hospital-wide
+    limit = department_policy.patients_per_address
+    linked = session.execute(
+        select(func.count()).select_from(PatientLink).where(PatientLink.address_id == address.id)
+    ).scalar_one()
+    if limit and linked >= limit:
+        return r.TooManyPatients(limit=limit)
+    link = PatientLink(address_id=address.id, patient_id=patient.id,
+                       relation="family" if relation == "family" else "self",
+                       created_at=now, created_via=channel)
+    session.add(link)
+    session.flush()
+    audit.append(session, ctx.keyring.audit_key,
+                 actor=audit.Actor(_address_actor(address), channel), action="link.created",
+                 subject=f"patient:{_patient_ref(patient)}",
+                 details={"relation": link.relation}, at=now)
+    return link
+
+
+def _authorised_booking(ctx: ServiceContext, session: Session, code: str,
+                        requester: Requester) -> tuple[Booking, Patient] | r.Refusal:
+    booking = session.execute(
+        select(Booking).where(Booking.code == _clean_code(code))
+    ).scalar_one_or_none()
+    if booking is None:
+        return r.BookingNotFound()
+    if isinstance(requester, AddressInput):
+        address = _find_address(ctx, session, requester)
+        allowed = address is not None and session.execute(
+            select(PatientLink.id).where(
+                PatientLink.address_id == address.id,
+                PatientLink.patient_id == booking.patient_id,
+            )
+        ).first() is not None
+    elif isinstance(requester, IdentityInput):
+        patient = session.get(Patient, booking.patient_id)
+        allowed = _id_number_matches(ctx, patient, requester.number, requester.kind)
+    else:
+        allowed = isinstance(requester, Staff)
+    if not allowed:
+        return r.NotPermitted()
+    patient = _lock_patient(session, booking.patient_id)
+    session.refresh(booking)  # re-read under the lock: a racing cancel may have won
+    return booking, patient
+
+
+def _id_number_matches(ctx: ServiceContext, patient: Patient, raw: str, kind: str | None = None) -> bool:
+    number = identity.validate_id_number(
+        kind or patient.id_kind, raw, generic_pattern=ctx.settings.identity.generic_pattern
+    )
+    if isinstance(number, IdentityRefusal):
+        return False
+    return ctx.keyring.blind_index("id:" + number.kind, number.value) == patient.id_index
+
+
+def _clean_code(code: str) -> str:
+    return "".join((code or "").split()).upper()[:32]
+
+
+# ---- rules that need the database ----------------------------------------------------
+
+
+def _department_rules(ctx: ServiceContext, session: Session, department: Department) -> tuple[Policy, ZoneInfo]:
+    hospital = session.get(Hospital, department.hospital_id)
+    policy = ctx.settings.policy.overridden(hospital.policy_overrides).overridden(
+        department.policy_overrides
+    )
+    return policy, ZoneInfo(hospital.timezone)
+
+
+def _held_bookings(session: Session, patient_id: int, around: date,
+                   exclude: Booking | None) -> list[rules.HeldBooking]:
+    """Quota-counting bookings whose visit day is within 90 days of `around`."""
+    query = select(Booking.visit_date, Booking.department_id).where(
+        Booking.patient_id == patient_id,
+        Booking.status.in_(QUOTA_STATUSES),
+        Booking.visit_date > around - timedelta(days=90),
+        Booking.visit_date < around + timedelta(days=90),
+    )
+    if exclude is not None:
+        query = query.where(Booking.id != exclude.id)
+    return [rules.HeldBooking(d, dept) for d, dept in session.execute(query)]
+
+
+def _active_suspension(session: Session, patient_id: int, now: datetime) -> Suspension | None:
+    return session.execute(
+        select(Suspension)
+        .where(Suspension.patient_id == patient_id, Suspension.lifted_at.is_(None),
+               Suspension.starts_at <= now, Suspension.ends_at > now)
+        .order_by(Suspension.ends_at.desc())
+    ).scalars().first()
+
+
+def _suspend_if_due(ctx: ServiceContext, session: Session, patient: Patient, policy: Policy,
+                    reason: str, now: datetime) -> bool:
+    rule = rules.suspension_rules(policy)[reason]
+    if not rule.limit:
+        return False
+    if reason == "no_shows":
+        times_query = select(Booking.updated_at).where(
+            Booking.patient_id == patient.id, Booking.status == NO_SHOW)
+    else:
+        times_query = select(Booking.cancelled_at).where(
+            Booking.patient_id == patient.id, Booking.status == CANCELLED,
+            Booking.cancel_reason == "patient")
+    times = session.execute(times_query.where(
+        (Booking.updated_at if reason == "no_shows" else Booking.cancelled_at) > now - rule.window
+    )).scalars().all()
+    last_start = session.execute(
+        select(func.max(Suspension.starts_at)).where(
+            Suspension.patient_id == patient.id, Suspension.rule == reason)
+    ).scalar_one_or_none()
+    if not rules.suspension_due(rule, times, now, last_start):
+        return False
+    suspension = Suspension(patient_id=patient.id, rule=reason, starts_at=now,
+                            ends_at=now + rule.length)
+    session.add(suspension)
+    session.flush()
+    audit.append(session, ctx.keyring.audit_key, actor=audit.SYSTEM,
+                 action="suspension.started", subject=f"suspension:{suspension.id}",
+                 details={"patient": _patient_ref(patient), "rule": reason,
+                          "until": suspension.ends_at.isoformat()}, at=now)
+    return True
+
+
+# ---- views and actors ----------------------------------------------------------------
+
+
+def _slot_view(slot: Slot) -> r.SlotView:
+    return r.SlotView(slot.id, slot.department_id, slot.starts_at, slot.ends_at,
+                      slot.visit_date, slot.capacity - slot.booked)
+
+
+def _booking_view(ctx: ServiceContext, session: Session, booking: Booking, *,
+                  slot: Slot | None = None, department: Department | None = None) -> r.BookingView:
+    slot = slot or session.get(Slot, booking.slot_id)
+    department = department or session.get(Department, booking.department_id)
+    patient = session.get(Patient, booking.patient_id)
+    policy, tz = _department_rules(ctx, session, department)
+    return r.BookingView(
+        code=booking.code, status=booking.status, patient_ref=patient.id,
+        id_last4=patient.id_last4, department_id=department.id,
+        department_code=department.code, department_names=dict(department.names),
+        slot_id=slot.id, starts_at=slot.starts_at, ends_at=slot.ends_at,
+        visit_date=booking.visit_date, channel=booking.channel,
+        cancel_deadline=rules.cancel_deadline(policy, booking.visit_date, tz),
+    )
+
+
+def _bookings_of(ctx: ServiceContext, session: Session, patient_ids: Sequence[int],
+                 now: datetime, include_past: bool) -> list[r.BookingView]:
+    if not patient_ids:
+        return []
+    query = (
+        select(Booking).join(Slot, Booking.slot_id == Slot.id)
+        .where(Booking.patient_id.in_(patient_ids))
+        .order_by(Slot.starts_at, Booking.id)
+    )
+    if not include_past:
+        query = query.where(Booking.status == BOOKED, Slot.ends_at > now)
+    return [_booking_view(ctx, session, b) for b in session.execute(query).scalars()]
+
+
+def _patient_ref(patient: Patient) -> str:
+    """How logs and the audit trail name a patient: the row id and masked ID tail."""
+    return f"{patient.id}/**{patient.id_last4}"
+
+
+def _address_actor(address: ChannelAddress) -> str:
+    return f"address:{address.kind}:{address.address_index[:12]}"
+
+
+def _actor(address: ChannelAddress | None, staff: Staff | None, channel: str) -> audit.Actor:
+    if staff is not None:
+        return audit.Actor(f"staff:{staff.username}", channel)
+    if address is not None:
+        return audit.Actor(_address_actor(address), channel)
+    return audit.Actor("anonymous", channel)
+
+
+def _requester_actor(ctx: ServiceContext, requester: Requester, channel: str) -> audit.Actor:
+    if isinstance(requester, Staff):
+        return audit.Actor(f"staff:{requester.username}", channel)
+    if isinstance(requester, AddressInput):
+        value = _normalised_address(ctx, requester)
+        if isinstance(value, str):
+            return audit.Actor(
+                f"address:{requester.kind}:{_address_index(ctx, requester.kind, value)[:12]}", channel)
+    return audit.Actor("patient", channel)
