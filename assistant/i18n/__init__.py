@@ -262,11 +262,11 @@ def catalog_problems(po_path: Path) -> list[str]:
             catalog = read_po(po_file, abort_invalid=True)
     except (OSError, ValueError, PoFileError) as error:
         return [f"{po_path}: cannot be read: {error}"]
-    problems = [f"{po_path}: the header is marked fuzzy"] if catalog.fuzzy else []
+    problems = [f"{po_path}: the header is missing or marked fuzzy"] if catalog.fuzzy else []
     for message in catalog:
         if message.id:  # the empty msgid is the header
             where = f"{po_path}:{message.lineno}: {_first_id(message)!r}"
-            problems += [f"{where}: {problem}" for problem in _message_problems(message, catalog)]
+            problems += [f"{where}: {problem}" for problem in _message_problems(message)]
     return problems
 
 
@@ -274,10 +274,10 @@ def _first_id(message: Message) -> str:
     return message.id[0] if isinstance(message.id, (list, tuple)) else message.id
 
 
-def _message_problems(message: Message, catalog: Catalog) -> list[str]:
+def _message_problems(message: Message) -> list[str]:
     problems = ["is fuzzy"] if message.fuzzy else []
     if message.pluralizable:
-        return problems + _plural_problems(message, catalog.num_plurals)
+        return problems + _plural_problems(message)
     if not message.string:
         return problems + ["is untranslated"]
     expected, found = placeholders(message.id), placeholders(message.string)
@@ -286,14 +286,14 @@ def _message_problems(message: Message, catalog: Catalog) -> list[str]:
     return problems
 
 
-def _plural_problems(message: Message, num_plurals: int) -> list[str]:
+def _plural_problems(message: Message) -> list[str]:
+    # read_po pads missing forms with "" and, with abort_invalid, refuses extra ones,
+    # so the number of forms needs no check of its own.
     strings = message.string if isinstance(message.string, (list, tuple)) else [message.string]
     forms = [form or "" for form in strings]
-    problems = []
-    if len(forms) != num_plurals:
-        problems.append(f"has {len(forms)} plural forms, the catalog needs {num_plurals}")
     if any(not form for form in forms):
-        return problems + ["has an untranslated plural form"]
+        return ["has an untranslated plural form"]
+    problems = []
     expected = set().union(*(placeholders(msgid) for msgid in message.id))
     for index, form in enumerate(forms):
         invented = placeholders(form) - expected

@@ -1,0 +1,249 @@
+"""The service layer's use cases and refusals, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from assistant.booking import results as r, service
+from assistant.booking.models import Booking, Slot, Suspension
+from assistant.booking.service import AddressInput, IdentityInput, Staff
+from tests.support import add_hospital, add_slot, local, person, phone
+
+VISIT = date(2026, 12, 5)  # a Saturday; released 28 Nov 15:00, closes 4 Dec 16:00
+
+
+@pytest.fixture
+def depts(services):
+    with services.uow() as uow:
+        ids = add_hospital(uow.session)
+        uow.commit()
+    return ids
+
+
+def make_slot(services, dept, day=VISIT, hh=9, mm=0, **kw) -> int:
+    with services.uow() as uow:
+        slot_id = add_slot(uow.session, dept, day, hh, mm, **kw)
+        uow.commit()
+    return slot_id
+
+
+def book(services, who, slot_id, now, **kw):
+    return service.book_slot(services, identity_input=who, slot_id=slot_id, channel="sms",
+                             now=now, booked_by=kw.pop("by", phone()), **kw)
+
+
+def test_book_returns_code_and_takes_a_place(services, depts, now):
+    slot_id = make_slot(services, depts["cardiology"], capacity=2)
+    who = person()
+    result = book(services, who, slot_id, now)
+    assert isinstance(result, r.Booked)
+    assert len(result.booking.code) == 8
+    assert result.booking.id_last4 == who.number[-4:]
+    assert service.availability(services, department_id=depts["cardiology"], date_from=VISIT,
+                                date_to=VISIT, now=now)[0].free == 1
+
+
+def test_full_slot_is_refused(services, depts, now):
+    slot_id = make_slot(services, depts["cardiology"], capacity=1)
+    assert isinstance(book(services, person("Wang Fang"), slot_id, now), r.Booked)
+    assert book(services, person("Li Wei"), slot_id, now, by=phone(1)) == r.SlotFull()
+
+
+def test_invalid_id_is_refused_with_reason(services, depts, now):
+    slot_id = make_slot(services, depts["cardiology"])
+    bad = IdentityInput("cn_resident_id", "110105195003070010", "Wang Fang")
+    result = book(services, bad, slot_id, now)
+    assert isinstance(result, r.InvalidIdentity) and result.field == "id_number"
+    assert result.reason == "checksum"
+
+
+def test_known_id_with_other_name_is_refused(services, depts, now):
+    first = person("Wang Fang")
+    book(services, first, make_slot(services, depts["cardiology"]), now)
+    impostor = IdentityInput(first.kind, first.number, "Zhang San", first.birth_date)
+    assert book(services, impostor, make_slot(services, depts["eyes"]), now) == r.IdentityMismatch()
+
+
+def test_booking_before_release_names_the_opening(services, depts, now):
+    later = VISIT + timedelta(days=10)
+    slot_id = make_slot(services, depts["cardiology"], day=later)
+    result = book(services, person(), slot_id, now)
+    assert result == r.NotYetOpen(opens_at=local(later - timedelta(days=7), 15))
+
+
+def test_booking_closes_the_afternoon_before(services, depts):
+    slot_id = make_slot(services, depts["cardiology"])
+    late = local(VISIT - timedelta(days=1), 16, 0)
+    assert book(services, person(), slot_id, late) == r.BookingClosed(closed_at=late)
+    assert isinstance(book(services, person(), slot_id, late - timedelta(minutes=1)), r.Booked)
+
+
+def test_one_booking_per_department_per_day(services, depts, now):
+    who = person()
+    assert isinstance(book(services, who, make_slot(services, depts["cardiology"], hh=9), now), r.Booked)
+    result = book(services, who, make_slot(services, depts["cardiology"], hh=10), now)
+    assert result == r.QuotaExceeded(quota="per_department_per_day", limit=1)
+
+
+def test_two_per_visit_day(services, depts, now):
+    who = person()
+    for dept in ("cardiology", "eyes"):
+        assert isinstance(book(services, who, make_slot(services, depts[dept]), now), r.Booked)
+    result = book(services, who, make_slot(services, depts["bones"]), now)
+    assert result == r.QuotaExceeded(quota="per_visit_day", limit=2)
+
+
+def test_three_per_seven_days(services, depts, now):
+    who = person()
+    days = [date(2026, 12, 2), date(2026, 12, 3), date(2026, 12, 4)]
+    for day in days:
+        assert isinstance(book(services, who, make_slot(services, depts["cardiology"], day=day), now), r.Booked)
+    result = book(services, who, make_slot(services, depts["cardiology"], day=date(2026, 12, 7)), now)
+    assert result == r.QuotaExceeded(quota="per_7_days", limit=3)
+
+
+def test_five_per_ninety_days(app, services, depts):
+    who = person()
+    # Spread visits 8 days apart so the 7-day rule never bites; release everything early.
+    start = date(2026, 12, 2)
+    release = local(start - timedelta(days=60), 8)
+    now = local(start - timedelta(days=2), 9)
+    for n in range(5):
+        slot_id = make_slot(services, depts["cardiology"], day=start + timedelta(days=8 * n), release_at=release)
+        assert isinstance(book(services, who, slot_id, now), r.Booked), n
+    slot_id = make_slot(services, depts["cardiology"], day=start + timedelta(days=40), release_at=release)
+    assert book(services, who, slot_id, now) == r.QuotaExceeded(quota="per_90_days", limit=5)
+
+
+def test_one_address_books_for_at_most_three_patients(services, depts, now):
+    family_phone = phone(7)
+    for n, name in enumerate(["Wang Fang", "Li Wei", "Zhang Min"]):
+        slot_id = make_slot(services, depts["cardiology"], hh=8 + n)
+        assert isinstance(book(services, person(name), slot_id, now, by=family_phone,
+                               relation="family"), r.Booked)
+    slot_id = make_slot(services, depts["cardiology"], hh=12)
+    assert book(services, person("Chen Jie"), slot_id, now, by=family_phone) == r.TooManyPatients(limit=3)
+    assert len(service.linked_patients(services, family_phone)) == 3
+
+
+def test_cancel_before_deadline_frees_the_place(services, depts, now):
+    slot_id = make_slot(services, depts["cardiology"])
+    booked = book(services, person(), slot_id, now)
+    cancelled = service.cancel_booking(services, code=booked.booking.code, requester=phone(),
+                                       channel="sms", now=now)
+    assert isinstance(cancelled, r.Cancelled) and cancelled.booking.status == "cancelled"
+    with services.uow.read_only() as uow:
+        assert uow.session.get(Slot, slot_id).booked == 0
+
+
+def test_cancel_after_deadline_is_refused_with_the_deadline(services, depts, now):
+    booked = book(services, person(), make_slot(services, depts["cardiology"]), now)
+    late = local(VISIT - timedelta(days=1), 16, 30)
+    result = service.cancel_booking(services, code=booked.booking.code, requester=phone(),
+                                    channel="sms", now=late)
+    assert result == r.CancellationClosed(deadline=local(VISIT - timedelta(days=1), 16))
+
+
+def test_stranger_cannot_cancel(services, depts, now):
+    booked = book(services, person(), make_slot(services, depts["cardiology"]), now)
+    result = service.cancel_booking(services, code=booked.booking.code, requester=phone(99),
+                                    channel="sms", now=now)
+    assert result == r.NotPermitted()
+
+
+def test_three_cancellations_suspend_for_thirty_days(services, depts, now):
+    who = person()
+    for n in range(3):
+        booked = book(services, who, make_slot(services, depts["cardiology"], hh=8 + n), now)
+        assert isinstance(service.cancel_booking(services, code=booked.booking.code,
+                                                 requester=phone(), channel="sms", now=now), r.Cancelled)
+    result = book(services, who, make_slot(services, depts["eyes"]), now)
+    assert result == r.Suspended(reason="cancellations", until=now + timedelta(days=30))
+
+
+def test_reschedule_moves_atomically(services, depts, now):
+    old_slot = make_slot(services, depts["cardiology"], hh=9)
+    new_slot = make_slot(services, depts["cardiology"], hh=10)
+    booked = book(services, person(), old_slot, now)
+    moved = service.reschedule_booking(services, code=booked.booking.code, new_slot_id=new_slot,
+                                       requester=phone(), channel="sms", now=now)
+    assert isinstance(moved, r.Rescheduled) and moved.previous_code == booked.booking.code
+    with services.uow.read_only() as uow:
+        assert uow.session.get(Slot, old_slot).booked == 0
+        assert uow.session.get(Slot, new_slot).booked == 1
+
+
+def test_reschedule_to_full_slot_changes_nothing(services, depts, now):
+    old_slot = make_slot(services, depts["cardiology"], hh=9)
+    full_slot = make_slot(services, depts["cardiology"], hh=10)
+    book(services, person("Li Wei"), full_slot, now, by=phone(3))
+    booked = book(services, person(), old_slot, now)
+    result = service.reschedule_booking(services, code=booked.booking.code, new_slot_id=full_slot,
+                                        requester=phone(), channel="sms", now=now)
+    assert result == r.SlotFull()
+    with services.uow.read_only() as uow:
+        assert uow.session.get(Slot, old_slot).booked == 1
+        statuses = uow.session.execute(select(Booking.status)).scalars().all()
+    assert sorted(statuses) == ["booked", "booked"]
+
+
+def test_check_in_needs_the_matching_identity_on_the_day(services, depts, now):
+    who = person()
+    booked = book(services, who, make_slot(services, depts["cardiology"]), now)
+    code = booked.booking.code
+    on_the_day = local(VISIT, 8, 45)
+    assert service.check_in(services, code=code, id_number=person("X").number, now=on_the_day) == r.BookingNotFound()
+    assert service.check_in(services, code=code, id_number=who.number, now=now) == r.NotVisitDay(visit_date=VISIT)
+    checked = service.check_in(services, code=code.lower(), id_number=who.number, now=on_the_day)
+    assert isinstance(checked, r.CheckedIn) and checked.booking.status == "checked_in"
+
+
+def test_no_shows_are_marked_after_the_day_and_three_suspend(services, depts, now):
+    who = person()
+    release = local(date(2026, 11, 1), 8)
+    days = [date(2026, 12, 2), date(2026, 12, 12), date(2026, 12, 22)]
+    for day in days:
+        slot_id = make_slot(services, depts["cardiology"], day=day, release_at=release)
+        assert isinstance(book(services, who, slot_id, now), r.Booked)
+    assert service.mark_no_shows(services, now=local(date(2026, 12, 2), 20)) == r.NoShowReport(0, 0)
+    assert service.mark_no_shows(services, now=local(date(2026, 12, 3), 0, 5)) == r.NoShowReport(1, 0)
+    assert service.mark_no_shows(services, now=local(date(2026, 12, 13), 1)) == r.NoShowReport(1, 0)
+    after = local(date(2026, 12, 23), 1)
+    assert service.mark_no_shows(services, now=after) == r.NoShowReport(1, 1)
+    assert service.mark_no_shows(services, now=after) == r.NoShowReport(0, 0)
+    slot_id = make_slot(services, depts["eyes"], day=date(2026, 12, 26), release_at=release)
+    assert book(services, who, slot_id, after) == r.Suspended(reason="no_shows", until=after + timedelta(days=90))
+
+
+def test_staff_lift_suspension_with_reason(services, depts, now):
+    who = person()
+    for n in range(3):
+        booked = book(services, who, make_slot(services, depts["cardiology"], hh=8 + n), now)
+        service.cancel_booking(services, code=booked.booking.code, requester=phone(), channel="sms", now=now)
+    [suspension] = service.active_suspensions(services, now=now)
+    assert service.lift_suspension(services, suspension_id=suspension["id"], staff=Staff("alice"),
+                                   reason="  ", now=now) == r.ReasonRequired()
+    lifted = service.lift_suspension(services, suspension_id=suspension["id"], staff=Staff("alice"),
+                                     reason="hospital cancelled the clinics", now=now)
+    assert lifted == r.SuspensionLifted(suspension["id"])
+    assert isinstance(book(services, who, make_slot(services, depts["eyes"]), now), r.Booked)
+
+
+def test_idempotent_replay_returns_the_stored_result(services, depts, now):
+    slot_id = make_slot(services, depts["cardiology"], capacity=3)
+    first = book(services, person(), slot_id, now, idempotency_key="SM123")
+    again = book(services, person(), slot_id, now, idempotency_key="SM123")
+    assert first == again
+    with services.uow.read_only() as uow:
+        assert uow.session.execute(select(func.count()).select_from(Booking)).scalar_one() == 1
+
+
+def test_lists_bookings_of_patient_and_address(services, depts, now):
+    mother, son_phone = person("Wang Fang"), phone(5)
+    book(services, mother, make_slot(services, depts["cardiology"]), now, by=son_phone, relation="family")
+    assert [b.department_code for b in service.patient_bookings(services, mother, now=now)] == ["cardiology"]
+    assert len(service.address_bookings(services, son_phone, now=now)) == 1
+    assert service.address_bookings(services, phone(6), now=now) == []
