@@ -234,7 +234,11 @@ _PERCENT_BARE = re.compile(r"%[sd]")
 
 
 def placeholders(text: str) -> set[str]:
-    """The fields a message fills in: "{name}", "{}", "%(name)s", "%s"; MALFORMED for a stray brace."""
+    """The fields a message fills in: "{name}", "{}", "%(name)s", "%s".
+
+    A stray brace gives MALFORMED, so a translation that str.format cannot fill
+    never matches a msgid that it can.
+    """
     if not isinstance(text, str):
         return set()
     return _brace_fields(text) | _percent_fields(text)
@@ -242,9 +246,10 @@ def placeholders(text: str) -> set[str]:
 
 def _brace_fields(text: str) -> set[str]:
     try:
-        return {"{" + field + "}" for _, field, _, _ in Formatter().parse(text) if field is not None}
+        fields = [field for _, field, _, _ in Formatter().parse(text)]
     except ValueError:
         return {MALFORMED}
+    return {"{" + field + "}" for field in fields if field is not None}
 
 
 def _percent_fields(text: str) -> set[str]:
@@ -335,14 +340,24 @@ def _is_stale(mo_path: Path, po_path: Path) -> bool:
 def _compile(po_path: Path, mo_path: Path) -> bool:
     try:
         catalog = _read_po(po_path, locale=po_path.parent.parent.name)
-        # Write beside the target and rename, so a reader never sees half a file.
-        with tempfile.NamedTemporaryFile(dir=mo_path.parent, suffix=".tmp", delete=False) as tmp:
-            write_mo(tmp, catalog)
-        os.replace(tmp.name, mo_path)
+        _write_mo_atomically(mo_path, catalog)
         return True
     except (OSError, ValueError, PoFileError) as error:
         log.warning("cannot compile %s: %s", po_path, error)
         return False
+
+
+def _write_mo_atomically(mo_path: Path, catalog: Catalog) -> None:
+    # Write beside the target and rename, so a process loading catalogs at the same
+    # time never reads half a file. The ".*.mo" name keeps the temporary file ignored.
+    handle, temporary = tempfile.mkstemp(dir=mo_path.parent, prefix=".", suffix=".mo")
+    try:
+        with os.fdopen(handle, "wb") as mo_file:
+            write_mo(mo_file, catalog)
+        os.replace(temporary, mo_path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def _read_po(po_path: Path, locale: str) -> Catalog:
@@ -389,7 +404,8 @@ class Catalogs:
     def __init__(self, locales_dir: Path, default: str = "en", domain: str = DOMAIN) -> None:
         loaded = {}
         for name in supported_locales(locales_dir):
-            translations = _load_mo(Path(locales_dir) / name / "LC_MESSAGES" / f"{domain}.mo", domain)
+            mo_path = Path(locales_dir) / name / "LC_MESSAGES" / f"{domain}.mo"
+            translations = _load_mo(mo_path, domain)
             if translations is not None:
                 loaded[name] = translations
         _fall_back_to(loaded, default)

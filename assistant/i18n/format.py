@@ -31,7 +31,7 @@ from assistant.i18n import babel_locale
 
 log = logging.getLogger(__name__)
 
-Moment = Union[date, datetime, str]
+Moment = Union[date, datetime, time, str]
 Zone = Union[tzinfo, str, None]
 
 # CLDR puts narrow and regular no-break spaces in times ("9:30\u202fAM"). Any of
@@ -100,10 +100,14 @@ def _english_spoken_date(day: date, loc: Locale) -> str:
     return f"{weekday} the {_english_ordinal(day.day)} of {month}"
 
 
+_ENGLISH_ORDINAL_SUFFIXES = {1: "st", 2: "nd", 3: "rd"}
+
+
 def _english_ordinal(number: int) -> str:
     # 11th, 12th and 13th break the last-digit rule.
-    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
-    return f"{number}{suffix}"
+    if 10 <= number % 100 <= 20:
+        return f"{number}th"
+    return f"{number}{_ENGLISH_ORDINAL_SUFFIXES.get(number % 10, 'th')}"
 
 
 def _cldr_spoken_date(day: date, loc: Locale) -> str:

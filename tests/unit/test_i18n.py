@@ -280,6 +280,7 @@ def test_compile_writes_missing_mo_files_then_skips_fresh_ones(tmp_path):
     po_path = write_po(tmp_path, "es", 'msgid "Hello"\nmsgstr "Hola"\n')
     assert compile_catalogs(tmp_path) == [po_path.with_suffix(".mo")]
     assert compile_catalogs(tmp_path) == []
+    assert sorted(path.name for path in po_path.parent.iterdir()) == ["messages.mo", "messages.po"]
 
 
 def test_compile_rebuilds_a_mo_older_than_its_po(tmp_path):
@@ -414,7 +415,7 @@ def test_every_shipped_catalog_is_complete():
         for po_path in sorted(LOCALES.glob("*/LC_MESSAGES/messages.po"))
         for problem in catalog_problems(po_path)
     ]
-    assert problems == []
+    assert problems == [], "\n".join(problems)
 
 
 def test_every_shipped_catalog_compiles_and_loads(tmp_path):
