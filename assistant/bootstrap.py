@@ -123,3 +123,17 @@ def build(settings: Settings, *, clock: Clock | None = None,
     engine = create_db_engine(settings.database_url, sqlite_busy_timeout=settings.sqlite_busy_timeout)
     services = ServiceContext(uow=UnitOfWorkFactory(engine), keyring=keyring, settings=settings)
     return App(settings=settings, engine=engine, services=services, clock=clock or system_clock)
+
+
+def renderer_for(app: App):
+    """Catalogs compiled if stale (the .mo files are built, never committed) and a
+    Renderer in the hospital's zone."""
+    from assistant.booking import service
+    from assistant.channels.render import Renderer
+    from assistant.config import LOCALES_DIR
+    from assistant.i18n import Catalogs, compile_catalogs
+
+    compile_catalogs(LOCALES_DIR)
+    hospital = service.hospital(app.services)
+    timezone_name = hospital.timezone if hospital else app.settings.timezone
+    return Renderer(Catalogs(LOCALES_DIR, default="en"), timezone_name)

@@ -38,6 +38,18 @@ class Context:
             self._app = build(settings, clock=clock)
         return self._app
 
+    @property
+    def migrated_app(self) -> App:
+        """The app, after checking the database schema is the code's."""
+        from assistant.booking import migrate
+
+        app = self.app
+        current, head = migrate.current_revision(app.engine), migrate.head_revision()
+        if current != head:
+            _fail(f"the database schema is {current or 'missing'}, the code needs {head}: "
+                  "run `assistant db upgrade` first")
+        return app
+
     def close(self) -> None:
         if self._app is not None:
             self._app.close()
@@ -110,6 +122,9 @@ def seed(obj: Context, hospital_file: str, days: int | None) -> None:
     """Load a hospital, its departments and schedules, then generate slots."""
     from assistant import jobs
 
+    from assistant.booking import migrate
+
+    migrate.upgrade(obj.app.engine)  # seeding a new database creates it first
     try:
         report, generated = jobs.seed_file(obj.app, Path(hospital_file), days=days)
     except ValueError as exc:
@@ -161,7 +176,7 @@ def bookings_list(obj: Context, day, as_json: bool) -> None:
     """List bookings, oldest visit first."""
     from assistant.booking import service
 
-    rows = service.staff_bookings(obj.app.services, day=day.date() if day else None)
+    rows = service.staff_bookings(obj.migrated_app.services, day=day.date() if day else None)
     if as_json:
         for row in rows:
             click.echo(json.dumps({
@@ -192,7 +207,7 @@ def jobs_no_shows(obj: Context) -> None:
     """Mark bookings of finished visit days as no-shows; suspend repeat no-shows."""
     from assistant.booking import service
 
-    report = service.mark_no_shows(obj.app.services, now=obj.app.clock())
+    report = service.mark_no_shows(obj.migrated_app.services, now=obj.migrated_app.clock())
     click.echo(f"no-shows marked: {report.marked}; patients suspended: {report.suspended_patients}")
 
 
@@ -207,7 +222,7 @@ def suspensions_list(obj: Context) -> None:
     """Suspensions in force."""
     from assistant.booking import service
 
-    rows = service.active_suspensions(obj.app.services, now=obj.app.clock())
+    rows = service.active_suspensions(obj.migrated_app.services, now=obj.migrated_app.clock())
     if not rows:
         click.echo("no suspensions in force")
     for row in rows:
@@ -223,9 +238,9 @@ def suspensions_lift(obj: Context, suspension_id: int, username: str, reason: st
     """Lift a suspension early (staff only, audited)."""
     from assistant.booking import results, service
 
-    result = service.lift_suspension(obj.app.services, suspension_id=suspension_id,
+    result = service.lift_suspension(obj.migrated_app.services, suspension_id=suspension_id,
                                      staff=service.Staff(username), reason=reason,
-                                     now=obj.app.clock())
+                                     now=obj.migrated_app.clock())
     if isinstance(result, results.Refusal):
         _fail(f"not lifted: {result.rule}")
     click.echo(f"suspension {suspension_id} lifted")
@@ -242,8 +257,8 @@ def audit_verify(obj: Context) -> None:
     """Check every event's hash and link; exit 1 if anything was edited or deleted."""
     from assistant.booking import audit as audit_trail
 
-    with obj.app.services.uow.read_only() as uow:
-        report = audit_trail.verify(uow.session, obj.app.services.keyring.audit_key)
+    with obj.migrated_app.services.uow.read_only() as uow:
+        report = audit_trail.verify(uow.session, obj.migrated_app.services.keyring.audit_key)
     if report.ok:
         click.echo(f"audit trail intact: {report.checked} events")
         return
@@ -251,6 +266,50 @@ def audit_verify(obj: Context) -> None:
     for problem in report.problems:
         click.echo(f"  {problem}")
     sys.exit(1)
+
+
+# ---- chat ---------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--channel", type=click.Choice(["sms", "voice", "telegram"]), default="sms",
+              show_default=True, help="Whose rendering rules to follow.")
+@click.option("--from", "address", metavar="ADDRESS", default=None,
+              help="The sender: a phone number (sms, voice) or a Telegram chat id.")
+@click.option("--lang", metavar="L", default=None,
+              help="Start in this language (en, zh_Hans, es, or a tag such as zh-CN).")
+@click.option("--jsonl", is_flag=True,
+              help="Read one message per line on stdin; write one JSON line for each.")
+@click.pass_obj
+def chat(obj: Context, channel: str, address: str | None, lang: str | None, jsonl: bool) -> None:
+    """Talk to the assistant in the terminal, as an SMS, phone or Telegram user.
+
+    Uses the configured database (the SQLite demo by default) and honours --now.
+    With --jsonl each output line is {"replies": [...], "options": [{"key", "label"}],
+    "expect": "...", "ended": false}. On the voice channel an empty line is silence.
+    """
+    from assistant import conversations
+    from assistant.bootstrap import renderer_for
+    from assistant.channels.console import DEFAULT_ADDRESS, ConsoleSession, run_interactive, run_jsonl
+    from assistant.i18n import negotiate
+
+    app = obj.migrated_app
+    address = address or DEFAULT_ADDRESS[channel]
+    hint = negotiate(lang, app.settings.locales, app.settings.default_locale) if lang else None
+    if hint:
+        from assistant.conversation_backend import ServiceBackend
+
+        ServiceBackend(app.services, channel, address).remember_locale(hint, None, app.clock())
+
+    def run_turn(channel_name, address_value, inbound):
+        return conversations.run_turn(app.services, channel_name, address_value, inbound, app.clock())
+
+    session = ConsoleSession(channel, address, renderer_for(app), run_turn,
+                             app.settings.default_locale, language_hint=hint)
+    if jsonl:
+        run_jsonl(session, sys.stdin, sys.stdout)
+    else:
+        run_interactive(session, sys.stdin, sys.stdout)
 
 
 # ---- serve --------------------------------------------------------------------------------

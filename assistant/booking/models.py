@@ -316,3 +316,19 @@ class AuditHead(Base):
     last_event_id: Mapped[int] = mapped_column(default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
     event_count: Mapped[int] = mapped_column(default=0)
+
+
+class ConversationRecord(Base):
+    """One conversation's engine state, keyed by channel and blinded address. The state
+    can hold an ID number and name being typed in, so it is stored encrypted."""
+
+    __tablename__ = "conversation"
+    __table_args__ = (UniqueConstraint("channel", "address_index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    address_index: Mapped[str] = mapped_column(String(64))
+    state_encrypted: Mapped[str] = mapped_column(Text)
+    # Optimistic lock: two messages handled at once can't both save.
+    version: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -17,11 +17,11 @@ from typing import Any, Callable, Sequence
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from assistant.booking import audit, identity, policy as rules, results as r
+from assistant.booking.events import claim_event, dialect_insert
 from assistant.booking.identity import IdentityRefusal, Keyring
 from assistant.booking.models import (
     ACTIVE_STATUSES,
@@ -208,11 +208,12 @@ def staff_bookings(ctx: ServiceContext, *, day: date | None = None) -> list[Staf
 # ---- booking -------------------------------------------------------------------------
 
 
-def book_slot(ctx: ServiceContext, *, identity_input: IdentityInput, slot_id: int,
-              channel: str, now: datetime, booked_by: AddressInput | None = None,
-              staff: Staff | None = None, relation: str = "self",
-              idempotency_key: str | None = None) -> r.Booked | r.Refusal:
-    """Book one place in a slot for one real identity."""
+def book_slot(ctx: ServiceContext, *, slot_id: int, channel: str, now: datetime,
+              identity_input: IdentityInput | None = None, patient_ref: int | None = None,
+              booked_by: AddressInput | None = None, staff: Staff | None = None,
+              relation: str = "self", idempotency_key: str | None = None) -> r.Booked | r.Refusal:
+    """Book one place in a slot for one real identity: typed in (`identity_input`), or
+    a patient already linked to the booking address (`patient_ref`)."""
 
     def attempt(uow: UnitOfWork) -> r.Booked | r.Refusal:
         session = uow.session
@@ -221,7 +222,14 @@ def book_slot(ctx: ServiceContext, *, identity_input: IdentityInput, slot_id: in
             address = _lock_address(ctx, session, booked_by, now)
             if isinstance(address, r.Refusal):
                 return address
-        patient = _upsert_and_lock_patient(ctx, session, identity_input, now)
+        if patient_ref is not None:
+            if address is None or not _is_linked(session, address.id, patient_ref):
+                return r.NotPermitted()
+            patient = _lock_patient(session, patient_ref)
+        elif identity_input is not None:
+            patient = _upsert_and_lock_patient(ctx, session, identity_input, now)
+        else:
+            return r.InvalidIdentity(field="id_number", reason="empty")
         if isinstance(patient, r.Refusal):
             return patient
         if address is not None:
@@ -511,6 +519,114 @@ def active_suspensions(ctx: ServiceContext, *, now: datetime) -> list[dict[str, 
         ]
 
 
+# ---- addresses: language and opt-out ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AddressProfile:
+    locale: str | None
+    opted_out: bool
+
+
+def address_profile(ctx: ServiceContext, address: AddressInput) -> AddressProfile:
+    with ctx.uow.read_only() as uow:
+        found = _find_address(ctx, uow.session, address)
+        if found is None:
+            return AddressProfile(None, False)
+        return AddressProfile(found.locale, found.opted_out_at is not None)
+
+
+def remember_locale(ctx: ServiceContext, address: AddressInput, locale: str, *,
+                    patient_ref: int | None, now: datetime) -> None:
+    """Remember a language for the address and, if it is linked, for the patient."""
+    with ctx.uow() as uow:
+        session = uow.session
+        found = _lock_address(ctx, session, address, now)
+        if isinstance(found, r.Refusal):
+            return
+        found.locale = locale
+        if patient_ref is not None and _is_linked(session, found.id, patient_ref):
+            session.execute(update(Patient).where(Patient.id == patient_ref).values(locale=locale))
+        uow.commit()
+
+
+def set_opted_out(ctx: ServiceContext, address: AddressInput, opted_out: bool, *,
+                  now: datetime) -> None:
+    """STOP and START: stored, audited and honoured by every channel."""
+    with ctx.uow() as uow:
+        session = uow.session
+        found = _lock_address(ctx, session, address, now)
+        if isinstance(found, r.Refusal):
+            return
+        if (found.opted_out_at is not None) == opted_out:
+            return
+        found.opted_out_at = now if opted_out else None
+        session.flush()
+        audit.append(session, ctx.keyring.audit_key,
+                     actor=audit.Actor(_address_actor(found), address.kind),
+                     action="address.opted_out" if opted_out else "address.opted_in",
+                     subject=_address_actor(found), details={}, at=now)
+        uow.commit()
+
+
+@dataclass(frozen=True)
+class HospitalView:
+    code: str
+    names: dict[str, str]
+    timezone: str
+    desk_phone: str | None
+    desk_hours: dict[str, str] | None
+
+
+def hospital(ctx: ServiceContext) -> HospitalView | None:
+    """The hospital this deployment serves (the first loaded one)."""
+    with ctx.uow.read_only() as uow:
+        found = uow.session.execute(select(Hospital).order_by(Hospital.id).limit(1)).scalar_one_or_none()
+        if found is None:
+            return None
+        return HospitalView(found.code, dict(found.names), found.timezone, found.desk_phone,
+                            dict(found.desk_hours) if found.desk_hours else None)
+
+
+def last_booked(ctx: ServiceContext, address: AddressInput) -> tuple[r.LinkedPatient, r.DepartmentView] | None:
+    """The newest booking this address made for a linked patient, for "book again"."""
+    with ctx.uow.read_only() as uow:
+        session = uow.session
+        found = _find_address(ctx, session, address)
+        if found is None:
+            return None
+        row = session.execute(
+            select(Booking, Patient, PatientLink.relation, Department, Hospital.timezone)
+            .join(Patient, Booking.patient_id == Patient.id)
+            .join(PatientLink, (PatientLink.patient_id == Patient.id) & (PatientLink.address_id == found.id))
+            .join(Department, Booking.department_id == Department.id)
+            .join(Hospital, Department.hospital_id == Hospital.id)
+            .where(Booking.booked_by_address_id == found.id, Department.active.is_(True))
+            .order_by(Booking.created_at.desc(), Booking.id.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            return None
+        booking, patient, relation, department, tz = row
+        return (
+            r.LinkedPatient(patient.id, ctx.keyring.decrypt(patient.name_encrypted) or "?",
+                            patient.id_last4, relation),
+            r.DepartmentView(department.id, department.code, dict(department.names),
+                             dict(department.keywords or {}), tz),
+        )
+
+
+def release_of_day(ctx: ServiceContext, *, department_id: int, day: date,
+                   now: datetime) -> datetime | None:
+    """When the first not-yet-released slot of that day opens, if any."""
+    with ctx.uow.read_only() as uow:
+        return uow.session.execute(
+            select(func.min(Slot.release_at)).where(
+                Slot.department_id == department_id, Slot.visit_date == day,
+                Slot.release_at > now, Slot.capacity > Slot.booked)
+        ).scalar_one_or_none()
+
+
 # ---- the transaction runner and idempotency ------------------------------------------
 
 
@@ -522,7 +638,7 @@ def _run(ctx: ServiceContext, use_case: str, idempotency_key: str | None, now: d
         session = uow.session
         if idempotency_key is not None:
             key = f"{use_case}:{idempotency_key}"
-            if not _claim_event(session, key, now):
+            if not claim_event(session, key, now):
                 stored = session.get(ProcessedEvent, key)
                 return r.from_json(stored.result)
         savepoint = session.begin_nested()
@@ -538,22 +654,6 @@ def _run(ctx: ServiceContext, use_case: str, idempotency_key: str | None, now: d
             )
         uow.commit()
         return result
-
-
-def _claim_event(session: Session, key: str, now: datetime) -> bool:
-    """Claim an inbound event. A concurrent claimer of the same key waits for the first
-    transaction to finish (the primary key), then sees it as already claimed."""
-    insert = _dialect_insert(session)
-    claimed = session.execute(
-        insert(ProcessedEvent).values(key=key, claimed_at=now, result=None)
-        .on_conflict_do_nothing(index_elements=["key"])
-        .returning(ProcessedEvent.key)  # RETURNING, since psycopg reports rowcount -1
-    ).first()
-    return claimed is not None
-
-
-def _dialect_insert(session: Session):
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 # ---- identities, addresses and locks -------------------------------------------------
@@ -587,7 +687,7 @@ def _upsert_and_lock_patient(ctx: ServiceContext, session: Session, given: Ident
     number, name, birth_date = valid
     id_index = ctx.keyring.blind_index("id:" + number.kind, number.value)
     name_index = ctx.keyring.blind_index("name", identity.name_for_index(name))
-    insert = _dialect_insert(session)
+    insert = dialect_insert(session)
     session.execute(
         insert(Patient).values(
             id_kind=number.kind, id_index=id_index,
@@ -664,7 +764,7 @@ def _lock_address(ctx: ServiceContext, session: Session, address: AddressInput,
     if isinstance(value, r.Refusal):
         return value
     index = _address_index(ctx, address.kind, value)
-    insert = _dialect_insert(session)
+    insert = dialect_insert(session)
     session.execute(
         insert(ChannelAddress).values(
             kind=address.kind, address_index=index,
@@ -711,6 +811,13 @@ def _ensure_link(ctx: ServiceContext, session: Session, address: ChannelAddress,
     return link
 
 
+def _is_linked(session: Session, address_id: int, patient_id: int) -> bool:
+    return session.execute(
+        select(PatientLink.id).where(
+            PatientLink.address_id == address_id, PatientLink.patient_id == patient_id)
+    ).first() is not None
+
+
 def _authorised_booking(ctx: ServiceContext, session: Session, code: str,
                         requester: Requester) -> tuple[Booking, Patient] | r.Refusal:
     booking = session.execute(
@@ -720,12 +827,7 @@ def _authorised_booking(ctx: ServiceContext, session: Session, code: str,
         return r.BookingNotFound()
     if isinstance(requester, AddressInput):
         address = _find_address(ctx, session, requester)
-        allowed = address is not None and session.execute(
-            select(PatientLink.id).where(
-                PatientLink.address_id == address.id,
-                PatientLink.patient_id == booking.patient_id,
-            )
-        ).first() is not None
+        allowed = address is not None and _is_linked(session, address.id, booking.patient_id)
     elif isinstance(requester, IdentityInput):
         patient = session.get(Patient, booking.patient_id)
         allowed = _id_number_matches(ctx, patient, requester.number, requester.kind)

@@ -1,6 +1,196 @@
-"""The conversation engine: decides what to say next, and nothing else.
+"""The conversation engine: `handle(state, inbound, backend, now) -> Turn`.
 
-Rule: modules under engine/ import only the standard library and each other. No web
-framework, database, provider SDK, Babel, clock or I/O; time and the backend arrive as
-arguments. The public face, handle(state, inbound, backend, now), lives here once written.
+Rule: the engine decides what to say next and nothing else. It is plain Python: it
+imports nothing outside `assistant/engine/` but the standard library, reads no clock and
+does no I/O; the world is reached only through `ports.Backend`. It never raises: any
+failure becomes an apology and a person's number, and the caller gets `Turn.error` to
+log.
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from assistant.engine import flow
+from assistant.engine.flow import Step
+from assistant.engine.messages import (
+    Ask, End, Handoff, Inbound, InboundKind, Msg, N_, Names, Reply, Say, msg,
+)
+from assistant.engine.parse import GlobalKey, parse_global_key, parse_language
+from assistant.engine.ports import Backend
+from assistant.engine.state import Conversation
+from assistant.engine.steps import STEPS, language
+from assistant.engine.steps.base import Ctx, Go, Prompted, Retry
+
+__all__ = ["Turn", "handle", "Conversation", "Inbound"]
+
+MAX_FAILURES = 2  # after this many, ask more simply and offer a person
+LANGUAGE_KEY = "8"
+
+
+@dataclass(frozen=True)
+class Turn:
+    state: Conversation
+    replies: tuple[Reply, ...]
+    ended: bool = False  # nothing more to say until the patient writes again (after STOP)
+    error: str | None = None  # for the caller's log; never shown to the patient
+
+
+def handle(state: Conversation | None, inbound: Inbound, backend: Backend, now: datetime,
+           *, expiry: timedelta | None = None) -> Turn:
+    """One turn. `expiry` is how long a conversation may idle before it starts over
+    (None: never, as within one call)."""
+    try:
+        return _handle(state, inbound, backend, now, expiry)
+    except Exception as exc:  # nothing may crash in front of a patient
+        kept = Conversation(locale=state.locale if state else None, updated_at=now)
+        hospital = _safe_hospital(backend)
+        replies = (Say(msg(N_("Sorry, something went wrong on our side. Let me give you a person to help."))),
+                   _handoff("error", hospital))
+        return Turn(kept, replies, error=f"{type(exc).__name__}: {exc}")
+
+
+def _handle(state: Conversation | None, inbound: Inbound, backend: Backend, now: datetime,
+            expiry: timedelta | None) -> Turn:
+    hospital = backend.hospital()
+    ctx = Ctx(backend, now, hospital, inbound)
+    text = inbound.text or ""
+    key = parse_global_key(text) if inbound.kind is InboundKind.TEXT else None
+
+    if backend.is_opted_out():
+        if key is GlobalKey.START:
+            backend.set_opted_out(False, now)
+            return _begin(state or Conversation(), ctx, greeting=N_("Welcome back. You will get our messages again."))
+        return Turn(state or Conversation(updated_at=now), (), ended=True)
+
+    if state is None:
+        locale = language.guess(text, inbound.language_hint, backend.remembered_locale(),
+                                hospital.locales, hospital.default_locale)
+        fresh = Conversation(locale=locale)
+        if key is GlobalKey.STOP:
+            return _stop(fresh, ctx)
+        if key is GlobalKey.HUMAN:
+            return _finish(fresh, ctx, [_handoff("requested", hospital)])
+        return _begin(fresh, ctx, greeting=N_("Hello, this is the hospital's booking service."),
+                      switch_line=True)
+
+    if expiry is not None and state.updated_at is not None and now - state.updated_at > expiry:
+        if key is GlobalKey.STOP:
+            return _stop(state.fresh(), ctx)
+        return _begin(state.fresh(), ctx, greeting=N_("Welcome back. Let us start again."))
+
+    if inbound.kind is InboundKind.START:
+        return _begin(state.fresh(), ctx, greeting=N_("Hello, this is the hospital's booking service."),
+                      switch_line=True)
+    if inbound.kind is InboundKind.SILENCE:
+        return _silence(state, ctx)
+    state = state.with_(silences=0)
+
+    chosen = parse_language(text)
+    if chosen in hospital.locales and state.step != Step.LANGUAGE:
+        backend.remember_locale(chosen, state.patient_ref, now)
+        changed = state.with_(locale=chosen)
+        return _enter(changed, state.step, ctx, [msg(N_("I will speak English with you."))])
+    if text.strip() == LANGUAGE_KEY and state.step != Step.LANGUAGE:
+        return _enter(state.with_(resume=state.step), Step.LANGUAGE, ctx, [])
+    if key is not None:
+        return _global(state, key, ctx)
+
+    handlers = STEPS.get(state.step)
+    if handlers is None:
+        return _enter(state, Step.MENU, ctx, [])
+    answer = handlers.answer(state, text, ctx)
+    if isinstance(answer, Retry):
+        return _retry(state, answer, ctx)
+    flow.check_move(state.step, answer.step)
+    return _enter(answer.state.with_(retries=0), answer.step, ctx, list(answer.say))
+
+
+def _global(state: Conversation, key: GlobalKey, ctx: Ctx) -> Turn:
+    if key is GlobalKey.STOP:
+        return _stop(state, ctx)
+    if key is GlobalKey.START:
+        return _begin(state.fresh(), ctx, greeting=N_("Hello, this is the hospital's booking service."))
+    if key is GlobalKey.HUMAN:
+        return _finish(state, ctx, [Say(msg(N_("Let me give you a person to help."))),
+                                    _handoff("requested", ctx.hospital)])
+    if key is GlobalKey.MENU:
+        return _enter(state.with_(page=0), Step.MENU, ctx, [])
+    if key is GlobalKey.BACK:
+        return _enter(state.with_(page=0, retries=0), flow.back_of(state.step), ctx, [])
+    if key is GlobalKey.REPEAT:
+        return _enter(state, state.step, ctx, [])
+    # HELP
+    return _enter(state, state.step, ctx, [msg(N_(
+        "Help: answer with the number of your choice. 0 is a person, 9 repeats, * goes back, "
+        "8 changes language, MENU starts over, STOP ends messages."))])
+
+
+def _enter(state: Conversation, step: str, ctx: Ctx, say: list[Msg], *, simple: bool = False) -> Turn:
+    """Move to `step` and ask its question; a prompt may skip ahead (bounded)."""
+    replies: list[Reply] = [Say(m) for m in say]
+    for _ in range(8):
+        handlers = STEPS[step]
+        result = handlers.prompt(state.with_(step=step), ctx)
+        if isinstance(result, Go):
+            flow.check_move(step, result.step)
+            replies.extend(Say(m) for m in result.say)
+            state, step = result.state, result.step
+            continue
+        assert isinstance(result, Prompted)
+        if simple:
+            replies.append(Say(handlers.simple_hint))
+        replies.extend(result.replies)
+        if simple:
+            replies.append(Say(msg(N_("Or choose 0 to talk to a person."))))
+        return _finish(result.state.with_(step=step), ctx, replies)
+    raise flow.FlowError(f"prompts kept skipping ahead from {step}")
+
+
+def _retry(state: Conversation, answer: Retry, ctx: Ctx) -> Turn:
+    retries = state.retries + (1 if answer.counts_as_failure else 0)
+    say = [answer.hint or msg(N_("Sorry, I did not understand."))]
+    return _enter(state.with_(retries=retries), state.step, ctx, say,
+                  simple=retries >= MAX_FAILURES)
+
+
+def _silence(state: Conversation, ctx: Ctx) -> Turn:
+    silences = state.silences + 1
+    if silences == 1:
+        return _enter(state.with_(silences=silences), state.step, ctx,
+                      [msg(N_("I did not hear anything. Here is the question again."))])
+    return _finish(state.with_(silences=0), ctx, [
+        Say(msg(N_("Let me give you a person to help."))), _handoff("silence", ctx.hospital)])
+
+
+def _begin(state: Conversation, ctx: Ctx, *, greeting: str, switch_line: bool = False) -> Turn:
+    say = [msg(greeting)]
+    if switch_line and len(ctx.hospital.locales) > 1:
+        say.append(language.switch_line(state.locale, ctx.hospital.locales))
+    return _enter(state, Step.MENU, ctx, say)
+
+
+def _stop(state: Conversation, ctx: Ctx) -> Turn:
+    ctx.backend.set_opted_out(True, ctx.now)
+    return _finish(state, ctx, [Say(msg(N_(
+        "You will get no more messages from us. Send START to use the service again."))), End()],
+        ended=True)
+
+
+def _finish(state: Conversation, ctx: Ctx, replies: list[Reply], *, ended: bool = False) -> Turn:
+    return Turn(state.with_(updated_at=ctx.now), tuple(replies), ended=ended)
+
+
+def _handoff(reason: str, hospital) -> Handoff:
+    if hospital is None:
+        return Handoff(reason, None, None)
+    hours = Names(dict(hospital.desk_hours)) if hospital.desk_hours else None
+    return Handoff(reason, hospital.desk_phone, hours)
+
+
+def _safe_hospital(backend: Backend):
+    try:
+        return backend.hospital()
+    except Exception:
+        return None

@@ -1,0 +1,56 @@
+"""Turning the engine's messages into words, in the conversation's language.
+
+Rule: translation happens here, at the edge. A `Msg` is looked up in the catalog of
+the locale, and its parameters are rendered first: names picked by locale, dates and
+times formatted by Babel in the hospital's zone, written or spoken. Channels call this
+and then lay the words out in their own form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from assistant.engine.messages import Msg, Names, When
+from assistant.i18n import Catalogs
+from assistant.i18n import format as fmt
+
+
+@dataclass(frozen=True)
+class Renderer:
+    catalogs: Catalogs
+    timezone: str
+
+    def text(self, message: Msg, locale: str, *, spoken: bool = False) -> str:
+        params = {k: self._param(v, locale, spoken) for k, v in message.params.items()}
+        return self.catalogs.gettext(locale, message.text, **params)
+
+    def _param(self, value: Any, locale: str, spoken: bool) -> str:
+        if isinstance(value, Msg):
+            return self.text(value, locale, spoken=spoken)
+        if isinstance(value, Names):
+            return pick_name(value.by_locale, locale)
+        if isinstance(value, When):
+            return self._when(value, locale, spoken)
+        return str(value)
+
+    def _when(self, when: When, locale: str, spoken: bool) -> str:
+        value, tz = when.value, self.timezone
+        if when.style == "time":
+            return (fmt.format_time_spoken if spoken else fmt.format_time)(value, locale, tz)
+        if when.style == "date_short" and not spoken:
+            return fmt.format_date_short(value, locale, tz)
+        if when.style == "datetime":
+            day = (fmt.format_date_spoken if spoken else fmt.format_date_long)(value, locale, tz)
+            clock = (fmt.format_time_spoken if spoken else fmt.format_time)(value, locale, tz)
+            return f"{day} {clock}"
+        return (fmt.format_date_spoken if spoken else fmt.format_date_long)(value, locale, tz)
+
+
+def pick_name(names: dict[str, str], locale: str) -> str:
+    """A name in the locale, else English, else the first one given."""
+    for candidate in (locale, "en"):
+        if names.get(candidate):
+            return names[candidate]
+    return next(iter(names.values()), "")

@@ -1,0 +1,181 @@
+"""The engine's Backend port, implemented with the service layer.
+
+Rule: a thin translation. Each method calls one service function and converts its
+typed result into the engine's own data (`engine.ports`); no booking rule is decided
+here. One instance serves one conversation: one channel and one address.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date, datetime, timedelta
+from typing import Sequence
+from zoneinfo import ZoneInfo
+
+from assistant.booking import identity, results as r, service
+from assistant.booking.identity import IdentityRefusal
+from assistant.booking.service import AddressInput, IdentityInput, ServiceContext
+from assistant.engine import ports
+from assistant.engine.parse import parse_id_number
+
+ADDRESS_KIND = {"sms": "phone", "voice": "phone", "telegram": "telegram", "console": "console"}
+DAYS_AHEAD = 31  # how far ahead the engine looks for free days
+
+
+def address_for(channel: str, address: str) -> AddressInput:
+    return AddressInput(ADDRESS_KIND.get(channel, "console"), address)
+
+
+class ServiceBackend:
+    def __init__(self, ctx: ServiceContext, channel: str, address: str) -> None:
+        self.ctx = ctx
+        self.channel = channel
+        self.address = address_for(channel, address)
+        self._hospital: ports.HospitalInfo | None = None
+        self._departments: list[ports.DepartmentInfo] | None = None
+        self._tz: ZoneInfo | None = None
+
+    # -- hospital and departments (cached for the turn: they don't change mid-turn)
+
+    def hospital(self) -> ports.HospitalInfo:
+        if self._hospital is None:
+            settings = self.ctx.settings
+            found = service.hospital(self.ctx)
+            self._hospital = ports.HospitalInfo(
+                timezone=found.timezone if found else settings.timezone,
+                default_locale=settings.default_locale,
+                locales=settings.locales,
+                desk_phone=found.desk_phone if found else None,
+                desk_hours=found.desk_hours if found else None,
+                identity_kinds=settings.identity.kinds,
+            )
+        return self._hospital
+
+    def departments(self) -> Sequence[ports.DepartmentInfo]:
+        if self._departments is None:
+            self._departments = [
+                ports.DepartmentInfo(d.id, d.names, d.keywords)
+                for d in service.list_departments(self.ctx)
+            ]
+        return self._departments
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.hospital().timezone)
+
+    # -- availability
+
+    def _available(self, department_id: int, start: date, end: date, now: datetime) -> list[r.SlotView]:
+        return service.availability(self.ctx, department_id=department_id, date_from=start,
+                                    date_to=end, now=now)
+
+    def open_days(self, department_id: int, now: datetime, limit: int) -> Sequence[date]:
+        today = now.astimezone(self.tz).date()
+        days = sorted({s.visit_date for s in self._available(
+            department_id, today, today + timedelta(days=DAYS_AHEAD), now)})
+        return days[:limit]
+
+    def free_slots(self, department_id: int, day: date, now: datetime) -> Sequence[ports.SlotInfo]:
+        return [ports.SlotInfo(s.id, s.starts_at, s.free)
+                for s in self._available(department_id, day, day, now)]
+
+    def soonest_slots(self, department_id: int, now: datetime, limit: int) -> Sequence[ports.SlotInfo]:
+        today = now.astimezone(self.tz).date()
+        slots = self._available(department_id, today, today + timedelta(days=DAYS_AHEAD), now)
+        return [ports.SlotInfo(s.id, s.starts_at, s.free) for s in slots[:limit]]
+
+    def opens_at(self, department_id: int, day: date, now: datetime) -> datetime | None:
+        return service.release_of_day(self.ctx, department_id=department_id, day=day, now=now)
+
+    # -- patients
+
+    def linked_patients(self) -> Sequence[ports.PatientInfo]:
+        return [ports.PatientInfo(p.patient_ref, p.name, p.id_last4, p.relation)
+                for p in service.linked_patients(self.ctx, self.address)]
+
+    def last_booked(self) -> ports.RecentBooking | None:
+        found = service.last_booked(self.ctx, self.address)
+        if found is None:
+            return None
+        patient, department = found
+        return ports.RecentBooking(patient.patient_ref, patient.name, department.id, department.names)
+
+    def check_id_number(self, text: str, today: date) -> ports.IdCheck:
+        compact = parse_id_number(text) or unicodedata.normalize("NFKC", text or "").strip()
+        kinds = self.ctx.settings.identity.kinds
+        looks_chinese = bool(re.fullmatch(r"\d{17}[\dX]", compact.upper())) or (
+            bool(re.fullmatch(r"\d{15,19}X?", compact.upper())) and identity.CN_RESIDENT_ID in kinds)
+        order = [identity.CN_RESIDENT_ID] if looks_chinese and identity.CN_RESIDENT_ID in kinds else [
+            k for k in kinds if k != identity.CN_RESIDENT_ID] or list(kinds)
+        result: IdentityRefusal | identity.IdNumber = IdentityRefusal("id_number", "empty")
+        for kind in order:
+            result = identity.validate_id_number(
+                kind, compact, generic_pattern=self.ctx.settings.identity.generic_pattern, today=today)
+            if isinstance(result, identity.IdNumber):
+                return ports.IdCheck(True, result.kind, result.value, result.value[-4:], result.birth_date)
+        return ports.IdCheck(False, reason=result.reason)
+
+    def check_name(self, text: str) -> str | None:
+        name = identity.validate_name(text)
+        return None if isinstance(name, IdentityRefusal) else name
+
+    # -- changes
+
+    def book(self, who: ports.NewPatient | int, slot_id: int, relation: str, now: datetime,
+             key: str | None) -> ports.Outcome:
+        kwargs = {"patient_ref": who} if isinstance(who, int) else {"identity_input": IdentityInput(
+            who.id_kind, who.id_number, who.name, who.birth_date)}
+        result = service.book_slot(self.ctx, slot_id=slot_id, channel=self.channel, now=now,
+                                   booked_by=self.address,
+                                   relation="family" if relation == "family" else "self",
+                                   idempotency_key=self._key(key, "book"), **kwargs)
+        if isinstance(result, r.Booked):
+            return _done(result.booking)
+        return _refused(result)
+
+    def bookings(self, now: datetime) -> Sequence[ports.BookingInfo]:
+        names = {p.patient_ref: p.name for p in service.linked_patients(self.ctx, self.address)}
+        return [
+            ports.BookingInfo(b.code, b.patient_ref, names.get(b.patient_ref, ""), b.department_id,
+                              b.department_names, b.starts_at, b.cancel_deadline)
+            for b in service.address_bookings(self.ctx, self.address, now=now)
+        ]
+
+    def cancel(self, code: str, now: datetime, key: str | None) -> ports.Outcome:
+        result = service.cancel_booking(self.ctx, code=code, requester=self.address,
+                                        channel=self.channel, now=now,
+                                        idempotency_key=self._key(key, "cancel"))
+        return _done(result.booking) if isinstance(result, r.Cancelled) else _refused(result)
+
+    def reschedule(self, code: str, slot_id: int, now: datetime, key: str | None) -> ports.Outcome:
+        result = service.reschedule_booking(self.ctx, code=code, new_slot_id=slot_id,
+                                            requester=self.address, channel=self.channel, now=now,
+                                            idempotency_key=self._key(key, "reschedule"))
+        return _done(result.booking) if isinstance(result, r.Rescheduled) else _refused(result)
+
+    def remember_locale(self, locale: str, patient_ref: int | None, now: datetime) -> None:
+        service.remember_locale(self.ctx, self.address, locale, patient_ref=patient_ref, now=now)
+
+    def remembered_locale(self) -> str | None:
+        return service.address_profile(self.ctx, self.address).locale
+
+    def set_opted_out(self, opted_out: bool, now: datetime) -> None:
+        service.set_opted_out(self.ctx, self.address, opted_out, now=now)
+
+    def is_opted_out(self) -> bool:
+        return service.address_profile(self.ctx, self.address).opted_out
+
+    def _key(self, event_id: str | None, action: str) -> str | None:
+        """Side effects are keyed by the inbound event, so a replayed message (or a
+        retry after a crash) cannot book twice."""
+        return f"{self.channel}:{event_id}:{action}" if event_id else None
+
+
+def _done(booking: r.BookingView) -> ports.Done:
+    return ports.Done(booking.code, booking.starts_at, booking.department_names, booking.patient_ref)
+
+
+def _refused(result: r.Refusal) -> ports.Refused:
+    params = {k: v for k, v in vars(result).items()}
+    return ports.Refused(result.rule, params)

@@ -1,0 +1,197 @@
+"""run_turn: one inbound message through the engine, with state and replay handled.
+
+Rule: this is the loop every channel shares. It (1) returns the stored replies when the
+event was handled before, (2) loads the conversation, (3) runs the engine, whose side
+effects (booking, cancelling) are each their own transaction keyed by the event id,
+then (4) in one transaction claims the event, saves the new state (optimistic lock)
+and stores the replies. State and stored replies are encrypted: they can hold a name
+or an ID number. Logs name the conversation only by its blinded address.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Mapping
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from assistant.booking.models import ConversationRecord, ProcessedEvent
+from assistant.booking.events import claim_event, dialect_insert
+from assistant.booking.service import ServiceContext
+from assistant.conversation_backend import ServiceBackend, address_for
+from assistant.engine import Turn, handle
+from assistant.engine import messages as m
+from assistant.engine.state import Conversation, from_json, to_json
+
+log = logging.getLogger(__name__)
+
+# How long a conversation may idle before it starts over; a call is one conversation.
+DEFAULT_EXPIRY = {"sms": timedelta(hours=24), "telegram": timedelta(hours=24),
+                  "console": timedelta(hours=24), "voice": None}
+SAVE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    turn: Turn
+    replayed: bool = False
+
+
+def run_turn(ctx: ServiceContext, channel: str, address: str, inbound: m.Inbound, now: datetime,
+             *, expiry: timedelta | None | str = "default") -> TurnResult:
+    if expiry == "default":
+        expiry = DEFAULT_EXPIRY.get(channel, timedelta(hours=24))
+    address_index = _address_index(ctx, channel, address)
+    event_key = f"turn:{channel}:{inbound.event_id}" if inbound.event_id else None
+    if event_key is not None:
+        stored = _stored_turn(ctx, event_key)
+        if stored is not None:
+            return TurnResult(stored, replayed=True)
+    for _ in range(SAVE_ATTEMPTS):
+        state, version = _load(ctx, channel, address_index)
+        backend = ServiceBackend(ctx, channel, address)
+        turn = handle(state, inbound, backend, now, expiry=expiry)
+        if turn.error:
+            log.error("engine error in %s conversation %s: %s", channel, address_index[:12], turn.error)
+        saved = _save(ctx, channel, address_index, version, turn, event_key, now)
+        if saved is not None:
+            return saved
+        # Another message of this conversation was saved in between: run again on it.
+    log.warning("conversation %s kept changing; answering without saving", address_index[:12])
+    return TurnResult(turn)
+
+
+def _address_index(ctx: ServiceContext, channel: str, address: str) -> str:
+    kind = address_for(channel, address).kind
+    return ctx.keyring.blind_index(f"conversation:{channel}:{kind}", address.strip())
+
+
+def _load(ctx: ServiceContext, channel: str, address_index: str) -> tuple[Conversation | None, int | None]:
+    with ctx.uow.read_only() as uow:
+        record = uow.session.execute(
+            select(ConversationRecord).where(ConversationRecord.channel == channel,
+                                             ConversationRecord.address_index == address_index)
+        ).scalar_one_or_none()
+        if record is None:
+            return None, None
+        plain = ctx.keyring.decrypt(record.state_encrypted)
+        return from_json(plain), record.version
+
+
+def _save(ctx: ServiceContext, channel: str, address_index: str, version: int | None, turn: Turn,
+          event_key: str | None, now: datetime) -> TurnResult | None:
+    with ctx.uow() as uow:
+        session = uow.session
+        if event_key is not None and not claim_event(session, event_key, now):
+            stored = session.get(ProcessedEvent, event_key)
+            return TurnResult(_decode_turn(ctx, stored.result), replayed=True)
+        encrypted = ctx.keyring.encrypt(to_json(turn.state))
+        if version is None:
+            inserted = session.execute(
+                dialect_insert(session)(ConversationRecord).values(
+                    channel=channel, address_index=address_index, state_encrypted=encrypted,
+                    version=1, updated_at=now)
+                .on_conflict_do_nothing(index_elements=["channel", "address_index"])
+                .returning(ConversationRecord.id)
+            ).first()
+            if inserted is None:
+                return None
+        else:
+            changed = session.execute(
+                update(ConversationRecord)
+                .where(ConversationRecord.channel == channel,
+                       ConversationRecord.address_index == address_index,
+                       ConversationRecord.version == version)
+                .values(state_encrypted=encrypted, version=version + 1, updated_at=now)
+                .returning(ConversationRecord.id)
+            ).first()
+            if changed is None:
+                return None
+        if event_key is not None:
+            session.execute(update(ProcessedEvent).where(ProcessedEvent.key == event_key)
+                            .values(result={"turn": ctx.keyring.encrypt(_encode_turn(turn))}))
+        uow.commit()
+        return TurnResult(turn)
+
+
+def _stored_turn(ctx: ServiceContext, event_key: str) -> Turn | None:
+    with ctx.uow.read_only() as uow:
+        stored = uow.session.get(ProcessedEvent, event_key)
+        if stored is None or not stored.result:
+            return None
+        return _decode_turn(ctx, stored.result)
+
+
+# ---- replies as JSON, for replays ---------------------------------------------------------
+
+
+def _encode_turn(turn: Turn) -> str:
+    return json.dumps({"state": to_json(turn.state), "ended": turn.ended,
+                       "replies": [_encode_reply(r) for r in turn.replies]}, ensure_ascii=False)
+
+
+def _decode_turn(ctx: ServiceContext, result: Mapping[str, Any]) -> Turn:
+    data = json.loads(ctx.keyring.decrypt(result["turn"]) or "{}")
+    return Turn(from_json(data.get("state")) or Conversation(),
+                tuple(_decode_reply(r) for r in data.get("replies", [])), ended=data.get("ended", False))
+
+
+def _encode_msg(msg: m.Msg) -> dict:
+    return {"text": msg.text, "params": {k: _encode_param(v) for k, v in msg.params.items()}}
+
+
+def _encode_param(value: Any) -> Any:
+    if isinstance(value, m.Msg):
+        return {"msg": _encode_msg(value)}
+    if isinstance(value, m.Names):
+        return {"names": dict(value.by_locale)}
+    if isinstance(value, m.When):
+        return {"when": value.value.isoformat(), "style": value.style,
+                "is_date": not isinstance(value.value, datetime)}
+    return value
+
+
+def _decode_msg(data: dict) -> m.Msg:
+    return m.Msg(data["text"], {k: _decode_param(v) for k, v in data["params"].items()})
+
+
+def _decode_param(value: Any) -> Any:
+    from datetime import date
+
+    if isinstance(value, dict):
+        if "msg" in value:
+            return _decode_msg(value["msg"])
+        if "names" in value:
+            return m.Names(value["names"])
+        if "when" in value:
+            parsed = date.fromisoformat(value["when"]) if value["is_date"] else datetime.fromisoformat(value["when"])
+            return m.When(parsed, value["style"])
+    return value
+
+
+def _encode_reply(reply: m.Reply) -> dict:
+    if isinstance(reply, m.Say):
+        return {"say": _encode_msg(reply.msg)}
+    if isinstance(reply, m.Ask):
+        return {"ask": _encode_msg(reply.msg), "expect": reply.expect.kind.value,
+                "digits": reply.expect.digits,
+                "options": [[o.key, _encode_msg(o.label)] for o in reply.expect.options]}
+    if isinstance(reply, m.Handoff):
+        return {"handoff": reply.reason, "phone": reply.desk_phone,
+                "hours": dict(reply.desk_hours.by_locale) if reply.desk_hours else None}
+    return {"end": True}
+
+
+def _decode_reply(data: dict) -> m.Reply:
+    if "say" in data:
+        return m.Say(_decode_msg(data["say"]))
+    if "ask" in data:
+        options = tuple(m.Option(k, _decode_msg(label)) for k, label in data["options"])
+        return m.Ask(_decode_msg(data["ask"]), m.Expect(m.ExpectKind(data["expect"]), options, data["digits"]))
+    if "handoff" in data:
+        return m.Handoff(data["handoff"], data["phone"], m.Names(data["hours"]) if data["hours"] else None)
+    return m.End()

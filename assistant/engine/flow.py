@@ -1,0 +1,100 @@
+"""The transition table: which step may follow which, and where `*` goes back to.
+
+Rule: this table is the only place steps are named and linked. Step handlers return
+`Go(step, …)`; the engine checks every move against `TRANSITIONS` and refuses any move
+the table doesn't list. docs/flows.md is generated from this table
+(`python -m assistant.engine.flow > docs/flows.md`), and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class Step:
+    MENU = "menu"
+    LANGUAGE = "language"
+    WHO = "who"
+    ID_NUMBER = "id_number"
+    NAME = "name"
+    BIRTH_CONFIRM = "birth_confirm"
+    BIRTH_DATE = "birth_date"
+    DEPARTMENT = "department"
+    DAY = "day"
+    DAY_PART = "day_part"
+    TIME = "time"
+    SOONEST = "soonest"
+    CONFIRM = "confirm"
+    BOOKINGS = "bookings"
+    BOOKING_ACTION = "booking_action"
+    CANCEL_CONFIRM = "cancel_confirm"
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    back: str  # where `*` leads
+    next: tuple[str, ...]  # where an answer may lead
+    purpose: str  # one line for the diagram
+
+
+S = Step
+TRANSITIONS: dict[str, StepSpec] = {
+    S.MENU: StepSpec(S.MENU, (S.WHO, S.SOONEST, S.BOOKINGS), "what would you like to do"),
+    S.LANGUAGE: StepSpec(S.MENU, (S.MENU,), "choose a language (returns where it left)"),
+    S.WHO: StepSpec(S.MENU, (S.ID_NUMBER, S.DEPARTMENT), "for a linked patient, me, or someone else"),
+    S.ID_NUMBER: StepSpec(S.WHO, (S.NAME,), "a new patient's ID number"),
+    S.NAME: StepSpec(S.ID_NUMBER, (S.BIRTH_CONFIRM, S.BIRTH_DATE), "the name on the ID"),
+    S.BIRTH_CONFIRM: StepSpec(S.NAME, (S.DEPARTMENT, S.ID_NUMBER), "confirm the birth date read from the ID"),
+    S.BIRTH_DATE: StepSpec(S.NAME, (S.DEPARTMENT,), "the birth date, for IDs that don't carry it"),
+    S.DEPARTMENT: StepSpec(S.WHO, (S.DAY,), "which department (5 a page, or a word)"),
+    S.DAY: StepSpec(S.DEPARTMENT, (S.DAY_PART, S.TIME), "which day (listed, or free text)"),
+    S.DAY_PART: StepSpec(S.DAY, (S.TIME,), "morning or afternoon"),
+    S.TIME: StepSpec(S.DAY, (S.CONFIRM,), "which time"),
+    S.SOONEST: StepSpec(S.MENU, (S.CONFIRM, S.DAY), "book again: the soonest free times"),
+    S.CONFIRM: StepSpec(S.TIME, (S.MENU, S.DAY, S.ID_NUMBER), "read back, then book on yes"),
+    S.BOOKINGS: StepSpec(S.MENU, (S.BOOKING_ACTION, S.WHO), "list my bookings"),
+    S.BOOKING_ACTION: StepSpec(S.BOOKINGS, (S.CANCEL_CONFIRM, S.DAY, S.BOOKINGS), "cancel or change one booking"),
+    S.CANCEL_CONFIRM: StepSpec(S.BOOKING_ACTION, (S.MENU,), "confirm the cancellation"),
+}
+
+
+class FlowError(RuntimeError):
+    """A handler tried a move the table doesn't allow: a bug, never the patient's."""
+
+
+def check_move(current: str, target: str) -> None:
+    """Moves to the menu and to the language step are always allowed (global keys), and
+    the language step returns to wherever it was called from."""
+    if target in (S.MENU, S.LANGUAGE) or target == current or current == S.LANGUAGE:
+        return
+    spec = TRANSITIONS.get(current)
+    if spec is None or (target not in spec.next and target != spec.back):
+        raise FlowError(f"{current} -> {target} is not in the transition table")
+
+
+def back_of(step: str) -> str:
+    spec = TRANSITIONS.get(step)
+    return spec.back if spec else S.MENU
+
+
+def mermaid() -> str:
+    """The flow diagram, generated from TRANSITIONS."""
+    lines = ["# Conversation flow", "",
+             "Generated from `assistant/engine/flow.py` by "
+             "`python -m assistant.engine.flow > docs/flows.md`; do not edit by hand.", "",
+             "Every step also accepts the global keys: 0 a person, 9 repeat, * back, "
+             "8 language, HELP, MENU, STOP and START.", "",
+             "```mermaid", "flowchart TD"]
+    for step, spec in TRANSITIONS.items():
+        lines.append(f'    {step}["{step}: {spec.purpose}"]')
+    for step, spec in TRANSITIONS.items():
+        for target in spec.next:
+            lines.append(f"    {step} --> {target}")
+        if spec.back != step:
+            lines.append(f"    {step} -. \"*\" .-> {spec.back}")
+    lines.append("```")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(mermaid(), end="")

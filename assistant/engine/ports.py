@@ -1,0 +1,154 @@
+"""The engine's one window on the world: the `Backend` protocol and the data it returns.
+
+Rule: the engine reads and writes hospitals, slots, patients and bookings only through
+this protocol. A Backend is bound to one conversation's channel and address. The
+service layer implements it (assistant/conversation_backend.py); tests pass an
+in-memory fake. Everything here is engine-side data: no SQLAlchemy rows cross over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Mapping, Protocol, Sequence
+
+
+@dataclass(frozen=True)
+class HospitalInfo:
+    timezone: str
+    default_locale: str
+    locales: tuple[str, ...]
+    desk_phone: str | None
+    desk_hours: Mapping[str, str] | None
+    identity_kinds: tuple[str, ...]  # in the order to try them
+
+
+@dataclass(frozen=True)
+class DepartmentInfo:
+    id: int
+    names: Mapping[str, str]
+    keywords: Mapping[str, Sequence[str]]
+
+
+@dataclass(frozen=True)
+class SlotInfo:
+    id: int
+    starts_at: datetime
+    free: int
+
+
+@dataclass(frozen=True)
+class PatientInfo:
+    ref: int
+    name: str
+    id_last4: str
+    relation: str  # self | family
+
+
+@dataclass(frozen=True)
+class BookingInfo:
+    code: str
+    patient_ref: int
+    patient_name: str
+    department_id: int
+    department_names: Mapping[str, str]
+    starts_at: datetime
+    cancel_deadline: datetime
+
+
+@dataclass(frozen=True)
+class RecentBooking:
+    """The newest booking this address made: offered as "book again"."""
+
+    patient_ref: int
+    patient_name: str
+    department_id: int
+    department_names: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class IdCheck:
+    """A typed-in ID number, checked. `reason` names the problem when not ok."""
+
+    ok: bool
+    kind: str | None = None
+    value: str | None = None
+    last4: str | None = None
+    birth_date: date | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class NewPatient:
+    id_kind: str
+    id_number: str
+    name: str
+    birth_date: date | None
+
+
+@dataclass(frozen=True)
+class Done:
+    """A booking, cancellation or reschedule went through."""
+
+    code: str
+    starts_at: datetime | None = None
+    department_names: Mapping[str, str] = field(default_factory=dict)
+    patient_ref: int | None = None
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The backend said no. `rule` names why; `params` holds dates and limits to tell
+    the patient (opens_at, until, deadline, limit, quota, field, reason)."""
+
+    rule: str
+    params: Mapping[str, object] = field(default_factory=dict)
+
+
+Outcome = Done | Refused
+
+
+class Backend(Protocol):
+    def hospital(self) -> HospitalInfo: ...
+
+    def departments(self) -> Sequence[DepartmentInfo]: ...
+
+    def open_days(self, department_id: int, now: datetime, limit: int) -> Sequence[date]:
+        """Local days from today with at least one free, released, bookable slot."""
+
+    def free_slots(self, department_id: int, day: date, now: datetime) -> Sequence[SlotInfo]: ...
+
+    def soonest_slots(self, department_id: int, now: datetime, limit: int) -> Sequence[SlotInfo]:
+        """The first free, bookable slots from now on, across days."""
+
+    def opens_at(self, department_id: int, day: date, now: datetime) -> datetime | None:
+        """When booking opens for that day, if it has slots not yet released."""
+
+    def linked_patients(self) -> Sequence[PatientInfo]:
+        """Patients this address has booked for before."""
+
+    def last_booked(self) -> RecentBooking | None: ...
+
+    def check_id_number(self, text: str, today: date) -> IdCheck: ...
+
+    def check_name(self, text: str) -> str | None:
+        """The cleaned name, or None when it can't be a name."""
+
+    def book(self, who: NewPatient | int, slot_id: int, relation: str, now: datetime,
+             key: str | None) -> Outcome:
+        """`who` is a new patient's identity or a linked patient's ref."""
+
+    def bookings(self, now: datetime) -> Sequence[BookingInfo]:
+        """Upcoming bookings of every patient linked to this address."""
+
+    def cancel(self, code: str, now: datetime, key: str | None) -> Outcome: ...
+
+    def reschedule(self, code: str, slot_id: int, now: datetime, key: str | None) -> Outcome: ...
+
+    def remember_locale(self, locale: str, patient_ref: int | None, now: datetime) -> None: ...
+
+    def remembered_locale(self) -> str | None: ...
+
+    def set_opted_out(self, opted_out: bool, now: datetime) -> None: ...
+
+    def is_opted_out(self) -> bool: ...

@@ -1,0 +1,286 @@
+"""Booking: department, day, morning or afternoon, time, read-back, then the code.
+
+Rule: each question offers at most five choices plus "more", and also takes words
+("heart", "心内科", "tomorrow", "el lunes", "下午", "9:30"). Nothing is booked until the
+read-back (who, where, the date in full, the time and the ID's last four characters)
+gets a yes. Dates are the hospital's local days.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+
+from assistant.engine.flow import Step
+from assistant.engine.messages import N_, Msg, Names, When, msg
+from assistant.engine.ports import Done, NewPatient, Refused, SlotInfo
+from assistant.engine.state import Conversation
+from assistant.engine.steps import refusals
+from assistant.engine.steps.base import (
+    SIMPLE_CHOICE, SIMPLE_YES_NO, Answer, Ctx, Go, PromptResult, Retry, StepHandlers, ask_menu,
+    ask_yes_no, label, menu_choice, name_in, yes_no_answer,
+)
+
+NOON = time(12, 0)
+DAYS_LISTED = 15  # open days fetched for the day menu (three pages)
+PART_WORDS = {"morning": ["morning"], "afternoon": ["afternoon"]}
+
+
+def _departments(ctx: Ctx):
+    return list(ctx.backend.departments())
+
+
+def _department_names(ctx: Ctx, department_id: int | None) -> dict[str, str]:
+    for department in _departments(ctx):
+        if department.id == department_id:
+            return dict(department.names)
+    return {}
+
+
+def _slot_label(slot: SlotInfo) -> Msg:
+    return msg("{time}", time=When(slot.starts_at, "time"))
+
+
+# ---- department -----------------------------------------------------------------------------
+
+
+def department_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
+    items = [(f"dept:{d.id}", label(dict(d.names))) for d in _departments(ctx)]
+    if not items:
+        return Go(Step.MENU, state, say=(msg(N_("Sorry, no department is taking bookings now.")),))
+    return ask_menu(state, msg(N_("Which department?")), items, page=state.page)
+
+
+def department_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
+    choice = menu_choice(state, text)
+    if choice == "more":
+        return Go(Step.DEPARTMENT, state.with_(page=state.page + 1))
+    if choice is None:
+        # Any department by name or a common word, not just the ones on this page.
+        from assistant.engine.parse import match_option
+
+        options = []
+        for d in _departments(ctx):
+            words = list(d.names.values()) + [w for ws in d.keywords.values() for w in ws]
+            options.append((f"dept:{d.id}", words))
+        choice = match_option(text, options)
+        if choice is None:
+            return Retry(msg(N_("I did not find that department.")))
+    department_id = int(choice.split(":")[1])
+    return Go(Step.DAY, state.with_(department_id=department_id, day=None, page=0))
+
+
+# ---- day ------------------------------------------------------------------------------------
+
+
+def day_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
+    days = list(ctx.backend.open_days(state.department_id, ctx.now, DAYS_LISTED))
+    if not days:
+        names = _department_names(ctx, state.department_id)
+        return Go(Step.MENU, state.with_(page=0), say=(msg(
+            N_("Sorry, {department} has no free times in the coming days. Please try again later, or choose 0 for a person."),
+            department=Names(names)),))
+    items = [(day.isoformat(), msg("{date}", date=When(day, "date_short"))) for day in days]
+    return ask_menu(state, msg(N_("Which day? Or send a date, like tomorrow.")), items, page=state.page)
+
+
+def day_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
+    from datetime import date as date_type
+
+    from assistant.engine.parse import parse_date
+
+    choice = menu_choice(state, text)
+    if choice == "more":
+        return Go(Step.DAY, state.with_(page=state.page + 1))
+    if choice is not None:
+        day = date_type.fromisoformat(choice)
+    else:
+        day = parse_date(text, ctx.today, day_first=state.locale == "es")
+        if day is None:
+            return Retry()
+    if not ctx.backend.free_slots(state.department_id, day, ctx.now):
+        opens = ctx.backend.opens_at(state.department_id, day, ctx.now)
+        if opens is not None:
+            return Retry(msg(N_("Booking for {day} opens on {date} at {time}."), day=When(day, "date"),
+                             date=When(opens, "date"), time=When(opens, "time")), counts_as_failure=False)
+        return Retry(msg(N_("There are no free times on {day}."), day=When(day, "date")),
+                     counts_as_failure=False)
+    return Go(Step.DAY_PART, state.with_(day=day, day_part=None, page=0))
+
+
+# ---- morning or afternoon ---------------------------------------------------------------------
+
+
+def _slots_of_day(state: Conversation, ctx: Ctx) -> list[SlotInfo]:
+    return list(ctx.backend.free_slots(state.department_id, state.day, ctx.now))
+
+
+def _part(ctx: Ctx, slot: SlotInfo) -> str:
+    return "morning" if ctx.local(slot.starts_at).time() < NOON else "afternoon"
+
+
+def day_part_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
+    parts = sorted({_part(ctx, s) for s in _slots_of_day(state, ctx)}, key=["morning", "afternoon"].index)
+    if len(parts) < 2:
+        # One part of the day only: asking would be a wasted turn.
+        return Go(Step.TIME, state.with_(day_part=parts[0] if parts else None, page=0))
+    items = [("morning", msg(N_("Morning"))), ("afternoon", msg(N_("Afternoon")))]
+    return ask_menu(state, msg(N_("Morning or afternoon?")), items)
+
+
+def day_part_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
+    from assistant.engine.parse import DayPart, parse_day_part
+
+    choice = menu_choice(state, text)
+    if choice is None:
+        part = parse_day_part(text)
+        choice = {DayPart.MORNING: "morning", DayPart.AFTERNOON: "afternoon"}.get(part)
+    if choice is None:
+        return Retry()
+    return Go(Step.TIME, state.with_(day_part=choice, page=0))
+
+
+# ---- time -------------------------------------------------------------------------------------
+
+
+def time_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
+    slots = [s for s in _slots_of_day(state, ctx) if state.day_part in (None, _part(ctx, s))]
+    if not slots:
+        return Go(Step.DAY, state.with_(page=0),
+                  say=(msg(N_("Sorry, those times have just been taken.")),))
+    items = [(f"slot:{s.id}:{s.starts_at.isoformat()}", _slot_label(s)) for s in slots]
+    return ask_menu(state, msg(N_("Which time on {day}?"), day=When(state.day, "date_short")),
+                    items, page=state.page)
+
+
+def time_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
+    from assistant.engine.parse import parse_time
+
+    choice = menu_choice(state, text)
+    if choice == "more":
+        return Go(Step.TIME, state.with_(page=state.page + 1))
+    if choice is None:
+        wanted = parse_time(text)
+        if wanted is None:
+            return Retry()
+        matching = [s for s in _slots_of_day(state, ctx)
+                    if ctx.local(s.starts_at).time().replace(second=0, microsecond=0) == wanted]
+        if not matching:
+            return Retry(msg(N_("That time is not free. Please choose one from the list.")),
+                         counts_as_failure=False)
+        slot = matching[0]
+        return Go(Step.CONFIRM, state.with_(slot_id=slot.id, slot_start=slot.starts_at))
+    return _chose_slot(state, choice)
+
+
+def _chose_slot(state: Conversation, choice: str) -> Go:
+    from datetime import datetime
+
+    _, slot_id, starts = choice.split(":", 2)
+    return Go(Step.CONFIRM, state.with_(slot_id=int(slot_id), slot_start=datetime.fromisoformat(starts)))
+
+
+# ---- book again: the soonest times --------------------------------------------------------------
+
+
+def soonest_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
+    slots = list(ctx.backend.soonest_slots(state.department_id, ctx.now, 5))
+    if not slots:
+        return Go(Step.DAY, state.with_(page=0))
+    items = [(f"slot:{s.id}:{s.starts_at.isoformat()}",
+              msg("{date} {time}", date=When(s.starts_at, "date_short"), time=When(s.starts_at, "time")))
+             for s in slots]
+    return ask_menu(state, msg(N_("The soonest free times:")), items,
+                    extra=[("other_day", msg(N_("Another day")))])
+
+
+def soonest_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
+    choice = menu_choice(state, text)
+    if choice is None:
+        return Retry()
+    if choice == "other_day":
+        return Go(Step.DAY, state.with_(page=0))
+    return _chose_slot(state, choice)
+
+
+# ---- read-back and booking ----------------------------------------------------------------------
+
+
+def _who(state: Conversation, ctx: Ctx) -> tuple[str, str]:
+    """The patient's name and ID tail for the read-back."""
+    if state.patient_ref is not None:
+        for patient in ctx.backend.linked_patients():
+            if patient.ref == state.patient_ref:
+                return patient.name, patient.id_last4
+        return "", ""
+    draft = state.draft
+    return (draft.name or "", draft.id_last4 or "") if draft else ("", "")
+
+
+def confirm_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
+    name, last4 = _who(state, ctx)
+    department = Names(_department_names(ctx, state.department_id))
+    when = state.slot_start
+    if state.rescheduling:
+        question = msg(N_("Move the booking of {name} to {department}, {date} at {time}? ID ending {last4}."),
+                       name=name, department=department, date=When(when, "date"),
+                       time=When(when, "time"), last4=last4)
+    else:
+        question = msg(N_("Please check: {name}, {department}, {date} at {time}, ID ending {last4}. Book it?"),
+                       name=name, department=department, date=When(when, "date"),
+                       time=When(when, "time"), last4=last4)
+    return ask_yes_no(state, question)
+
+
+def confirm_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
+    answer = yes_no_answer(state, text)
+    if answer is None:
+        return Retry()
+    if not answer:
+        return Go(Step.DAY, state.with_(page=0, slot_id=None, slot_start=None),
+                  say=(msg(N_("Nothing was booked. Let us choose again.")),))
+    key = ctx.inbound.event_id
+    if state.rescheduling:
+        outcome = ctx.backend.reschedule(state.booking_code, state.slot_id, ctx.now, key)
+    else:
+        outcome = ctx.backend.book(_who_to_book(state), state.slot_id, state.relation or "self", ctx.now, key)
+    if isinstance(outcome, Refused):
+        sentence, step = refusals.explain(outcome)
+        if step == Step.ID_NUMBER and state.patient_ref is not None:
+            step = Step.MENU  # a linked patient's identity is already on file
+        return Go(step, state.with_(page=0, slot_id=None, slot_start=None), say=(sentence,))
+    return Go(Step.MENU, _after_booking(state, outcome), say=_booked_sentences(state, outcome))
+
+
+def _who_to_book(state: Conversation) -> NewPatient | int:
+    if state.patient_ref is not None:
+        return state.patient_ref
+    draft = state.draft
+    return NewPatient(draft.id_kind, draft.id_number, draft.name, draft.birth_date)
+
+
+def _after_booking(state: Conversation, outcome: Done) -> Conversation:
+    # The identity typed in is no longer needed: drop it from the stored state.
+    return state.with_(draft=None, patient_ref=outcome.patient_ref, slot_id=None, slot_start=None,
+                       booking_code=None, rescheduling=False, page=0)
+
+
+def _booked_sentences(state: Conversation, outcome: Done) -> tuple[Msg, ...]:
+    if state.rescheduling:
+        first = msg(N_("Done: the booking is moved to {date} at {time}. New booking code: {code}."),
+                    date=When(outcome.starts_at, "date"), time=When(outcome.starts_at, "time"),
+                    code=outcome.code)
+    else:
+        first = msg(N_("Booked: {date} at {time}. Your booking code is {code}."),
+                    date=When(outcome.starts_at, "date"), time=When(outcome.starts_at, "time"),
+                    code=outcome.code)
+    return (first, msg(N_("Please bring the ID card and this code to the hospital.")))
+
+
+STEPS = {
+    Step.DEPARTMENT: StepHandlers(department_prompt, department_answer, SIMPLE_CHOICE),
+    Step.DAY: StepHandlers(day_prompt, day_answer, SIMPLE_CHOICE),
+    Step.DAY_PART: StepHandlers(day_part_prompt, day_part_answer, SIMPLE_CHOICE),
+    Step.TIME: StepHandlers(time_prompt, time_answer, SIMPLE_CHOICE),
+    Step.SOONEST: StepHandlers(soonest_prompt, soonest_answer, SIMPLE_CHOICE),
+    Step.CONFIRM: StepHandlers(confirm_prompt, confirm_answer, SIMPLE_YES_NO),
+}

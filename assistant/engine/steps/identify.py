@@ -1,0 +1,145 @@
+"""Who the booking is for: a linked patient, or a new identity typed in.
+
+Rule: a returning address picks from the patients it has booked for ("1 Wang Fang,
+2 Li Wei, 3 someone else"). A new patient gives an ID number, the name on it and a
+birth date; a Chinese resident ID carries the birth date, so it is read back for a yes
+instead of asked. The backend checks each field as it arrives, so a typo is caught at
+once, not at the end.
+"""
+
+from __future__ import annotations
+
+from assistant.engine.flow import Step
+from assistant.engine.messages import N_, Msg, When, msg
+from assistant.engine.state import Conversation, IdentityDraft
+from assistant.engine.steps.base import (
+    SIMPLE_CHOICE, SIMPLE_YES_NO, Answer, Ctx, Go, Prompted, PromptResult, Retry, StepHandlers,
+    ask_menu, ask_yes_no, menu_choice, yes_no_answer,
+)
+from assistant.engine.messages import Ask, Expect, ExpectKind
+
+WHO_WORDS = {
+    "me": ["me", "myself", "for me", "我", "我自己", "自己", "本人", "yo", "para mí", "para mi", "mí"],
+    "other": ["someone else", "other", "another", "family", "别人", "家人", "其他人", "替别人",
+              "otra persona", "otro", "familiar"],
+}
+
+ID_HINTS: dict[str, Msg] = {
+    "length": msg(N_("An ID card number has 18 characters. Please check it and send it again.")),
+    "checksum": msg(N_("That ID number does not look right. Please check each digit and send it again.")),
+    "characters": msg(N_("An ID number has only digits, and maybe X at the end. Please send it again.")),
+    "birth_date_invalid": msg(N_("The birth date inside that ID number is not a real date. Please check it.")),
+    "pattern": msg(N_("That ID number does not look right. Please check it and send it again.")),
+    "empty": msg(N_("Please send the ID number.")),
+}
+
+
+def _is_family(state: Conversation) -> bool:
+    return state.relation == "family"
+
+
+# ---- who ---------------------------------------------------------------------------------
+
+
+def who_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
+    linked = list(ctx.backend.linked_patients())[:4]
+    items = [(f"patient:{p.ref}", msg("{name}", name=p.name)) for p in linked]
+    if not any(p.relation == "self" for p in linked):
+        items.append(("me", msg(N_("For me"))))
+    items.append(("other", msg(N_("For someone else"))))
+    return ask_menu(state, msg(N_("Who is the appointment for?")), items)
+
+
+def who_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
+    choice = menu_choice(state, text, WHO_WORDS)
+    if choice is None:
+        return Retry()
+    if choice.startswith("patient:"):
+        return Go(Step.DEPARTMENT, state.with_(patient_ref=int(choice.split(":")[1]),
+                                               relation="linked", draft=None))
+    relation = "self" if choice == "me" else "family"
+    return Go(Step.ID_NUMBER, state.with_(patient_ref=None, relation=relation, draft=IdentityDraft()))
+
+
+# ---- ID number ---------------------------------------------------------------------------
+
+
+def id_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
+    question = (msg(N_("Please send their ID card number."))
+                if _is_family(state) else msg(N_("Please send your ID card number.")))
+    return Prompted(state.with_(menu=()), (Ask(question, Expect(ExpectKind.ID_NUMBER, digits=18)),))
+
+
+def id_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
+    check = ctx.backend.check_id_number(text, ctx.today)
+    if not check.ok:
+        return Retry(ID_HINTS.get(check.reason or "", ID_HINTS["pattern"]))
+    draft = IdentityDraft(id_kind=check.kind, id_number=check.value, id_last4=check.last4,
+                          birth_date=check.birth_date)
+    return Go(Step.NAME, state.with_(draft=draft))
+
+
+# ---- name ----------------------------------------------------------------------------------
+
+
+def name_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
+    question = (msg(N_("What is their full name, as on the ID card?"))
+                if _is_family(state) else msg(N_("What is your full name, as on the ID card?")))
+    return Prompted(state.with_(menu=()), (Ask(question, Expect(ExpectKind.NAME)),))
+
+
+def name_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
+    name = ctx.backend.check_name(text)
+    if name is None:
+        return Retry(msg(N_("Please send the name in letters, as written on the ID card.")))
+    draft = (state.draft or IdentityDraft())
+    draft = IdentityDraft(draft.id_kind, draft.id_number, draft.id_last4, name, draft.birth_date)
+    step = Step.BIRTH_CONFIRM if draft.birth_date else Step.BIRTH_DATE
+    return Go(step, state.with_(draft=draft))
+
+
+# ---- birth date ----------------------------------------------------------------------------
+
+
+def birth_confirm_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
+    born = state.draft.birth_date if state.draft else None
+    return ask_yes_no(state, msg(N_("The ID says born on {date}. Is that right?"),
+                                 date=When(born, "date")))
+
+
+def birth_confirm_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
+    answer = yes_no_answer(state, text)
+    if answer is None:
+        return Retry()
+    if answer:
+        return Go(Step.DEPARTMENT, state)
+    return Go(Step.ID_NUMBER, state.with_(draft=IdentityDraft()),
+              say=(msg(N_("Then the ID number may have a typo. Let us try it again.")),))
+
+
+def birth_date_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
+    question = (msg(N_("What is their date of birth? For example 1950-03-07."))
+                if _is_family(state) else msg(N_("What is your date of birth? For example 1950-03-07.")))
+    return Prompted(state.with_(menu=()), (Ask(question, Expect(ExpectKind.BIRTH_DATE)),))
+
+
+def birth_date_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
+    from assistant.engine.parse import parse_birth_date
+
+    born = parse_birth_date(text, day_first=state.locale == "es")
+    if born is None or born > ctx.today or born.year < 1900:
+        return Retry(msg(N_("Please send the date of birth as year-month-day, for example 1950-03-07.")))
+    draft = state.draft or IdentityDraft()
+    draft = IdentityDraft(draft.id_kind, draft.id_number, draft.id_last4, draft.name, born)
+    return Go(Step.DEPARTMENT, state.with_(draft=draft))
+
+
+STEPS = {
+    Step.WHO: StepHandlers(who_prompt, who_answer, SIMPLE_CHOICE),
+    Step.ID_NUMBER: StepHandlers(id_prompt, id_answer, msg(N_(
+        "Please send only the digits of the ID number, and X if it ends with X. On a phone keypad, press * for X."))),
+    Step.NAME: StepHandlers(name_prompt, name_answer, msg(N_("Please send only the name, as on the ID card."))),
+    Step.BIRTH_CONFIRM: StepHandlers(birth_confirm_prompt, birth_confirm_answer, SIMPLE_YES_NO),
+    Step.BIRTH_DATE: StepHandlers(birth_date_prompt, birth_date_answer, msg(N_(
+        "Please send the date of birth like this: 1950-03-07."))),
+}

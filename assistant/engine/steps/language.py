@@ -1,0 +1,112 @@
+"""Languages: guessing the first one, and switching at any point.
+
+Rule: the first reply is in the sender's most likely language: one remembered for the
+address, else the language the first message is written in, else the channel's hint
+(Telegram's language_code, the phone's country), else the hospital's default. Key 8 or
+a language's own name ("中文", "español", "English") switches, from any step.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Sequence
+
+from assistant.engine.flow import Step
+from assistant.engine.messages import N_, Msg, msg
+from assistant.engine.state import Conversation
+from assistant.engine.steps.base import (
+    SIMPLE_CHOICE, Answer, Ctx, Go, PromptResult, Retry, StepHandlers, ask_menu, menu_choice,
+)
+
+# Each language's name in itself: shown as is, never translated.
+OWN_NAMES = {"en": "English", "zh_Hans": "中文", "es": "Español"}
+# Country calling codes whose phones most likely belong to a speaker of a language.
+CALLING_CODES = {"+86": "zh_Hans", "+886": "zh_Hans", "+852": "zh_Hans", "+65": "zh_Hans",
+                 "+34": "es", "+52": "es", "+54": "es", "+57": "es", "+56": "es", "+51": "es",
+                 "+58": "es", "+53": "es", "+1": "en", "+44": "en", "+61": "en", "+64": "en"}
+SPANISH_MARKERS = ("hola", "quiero", "cita", "buenos", "buenas", "gracias", "por favor", "¿", "¡",
+                   "ñ", "reservar", "médico", "medico")
+ENGLISH_MARKERS = ("hello", "hi", "appointment", "book", "please", "thanks", "doctor", "help")
+
+
+def own_name(locale: str) -> str:
+    return OWN_NAMES.get(locale, locale)
+
+
+def match_tag(tag: str | None, supported: Sequence[str]) -> str | None:
+    """A language tag (zh-CN, zh_Hans_CN, es-MX, en) to a supported catalog code.
+    Chinese of any region or script maps to the one Chinese catalog we have."""
+    if not tag:
+        return None
+    primary = tag.replace("-", "_").split("_")[0].lower()
+    for code in supported:
+        if code.split("_")[0].lower() == primary:
+            return code
+    return None
+
+
+def from_phone(address_hint: str | None, supported: Sequence[str]) -> str | None:
+    if not address_hint or not address_hint.startswith("+"):
+        return None
+    for length in (4, 3, 2):
+        locale = CALLING_CODES.get(address_hint[:length])
+        if locale in supported:
+            return locale
+    return None
+
+
+def from_text(text: str, supported: Sequence[str]) -> str | None:
+    """The language a message is written in, when it is clear."""
+    if not text:
+        return None
+    if any("CJK" in unicodedata.name(ch, "") for ch in text[:200]):
+        return match_tag("zh", supported)
+    lowered = text[:200].lower()
+    words = set(lowered.replace("?", " ").replace("!", " ").replace(",", " ").split())
+    if any(marker in lowered if len(marker) > 2 or not marker.isalpha() else marker in words
+           for marker in SPANISH_MARKERS):
+        return match_tag("es", supported)
+    if any(marker in words for marker in ENGLISH_MARKERS):
+        return match_tag("en", supported)
+    return None
+
+
+def guess(text: str, language_hint: str | None, remembered: str | None,
+          supported: Sequence[str], default: str) -> str:
+    for candidate in (
+        remembered if remembered in supported else None,
+        from_text(text, supported),
+        match_tag(language_hint, supported) or from_phone(language_hint, supported),
+    ):
+        if candidate:
+            return candidate
+    return default
+
+
+def switch_line(current: str, supported: Sequence[str]) -> Msg:
+    """One short line telling how to switch, in the other languages' own words."""
+    others = [code for code in supported if code != current]
+    return msg(N_("Other languages: {languages} (or press 8)"),
+               languages=" / ".join(own_name(code) for code in others))
+
+
+def prompt(state: Conversation, ctx: Ctx) -> PromptResult:
+    items = [(code, msg("{name}", name=own_name(code))) for code in ctx.hospital.locales]
+    return ask_menu(state, msg(N_("Which language?")), items)
+
+
+def answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
+    from assistant.engine.parse import parse_language
+
+    chosen = parse_language(text)
+    if chosen not in ctx.hospital.locales:
+        chosen = menu_choice(state, text, {code: [own_name(code)] for code in ctx.hospital.locales})
+    if chosen is None:
+        return Retry()
+    ctx.backend.remember_locale(chosen, state.patient_ref, ctx.now)
+    resume = state.resume or Step.MENU
+    return Go(resume, state.with_(locale=chosen, resume=None),
+              say=(msg(N_("I will speak English with you.")),))
+
+
+STEPS = {Step.LANGUAGE: StepHandlers(prompt, answer, SIMPLE_CHOICE)}
