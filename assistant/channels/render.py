@@ -41,6 +41,8 @@ class Renderer:
             return (fmt.format_time_spoken if spoken else fmt.format_time)(value, locale, tz)
         if when.style == "date_short" and not spoken:
             return fmt.format_date_short(value, locale, tz)
+        if when.style == "birth_date":
+            return fmt.format_date_plain(value, locale, tz)
         if when.style == "datetime":
             day = (fmt.format_date_spoken if spoken else fmt.format_date_long)(value, locale, tz)
             clock = (fmt.format_time_spoken if spoken else fmt.format_time)(value, locale, tz)

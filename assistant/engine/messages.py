@@ -47,8 +47,8 @@ class Names:
 
 @dataclass(frozen=True)
 class When:
-    """A moment or a day to render in the hospital's zone: style is date (in full),
-    date_short, time, or datetime."""
+    """A moment or a day to render in the hospital's zone: style is date (in full, with
+    the weekday), date_short, birth_date (no weekday), time, or datetime."""
 
     value: datetime | date
     style: str = "date"

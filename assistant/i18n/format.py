@@ -48,6 +48,13 @@ def format_date_long(value: Moment, locale: str, tz: Zone) -> str:
     return _babel(lambda loc: format_date(day, "full", locale=loc), day, locale)
 
 
+def format_date_plain(value: Moment, locale: str, tz: Zone) -> str:
+    """A date without its weekday, for birth dates: "December 31, 1949",
+    "1949年12月31日", "31 de diciembre de 1949"."""
+    day = _local_date(value, tz)
+    return _babel(lambda loc: format_date(day, "long", locale=loc), day, locale)
+
+
 def format_date_short(value: Moment, locale: str, tz: Zone) -> str:
     """Weekday, day and month name for SMS: "Thu, Dec 3", "12月3日周四", "jue, 3 dic".
 

@@ -112,15 +112,6 @@ def menu_choice(state: Conversation, text: str, synonyms: dict[str, Sequence[str
     return state.menu_value(key) if key is not None else None
 
 
-def name_in(names: dict[str, str] | None, locale: str | None) -> str:
-    """A name in the conversation's language, else English, else any."""
-    names = dict(names or {})
-    for candidate in (locale, "en"):
-        if candidate and names.get(candidate):
-            return names[candidate]
-    return next(iter(names.values()), "")
-
-
 def yes_no_answer(state: Conversation, text: str) -> bool | None:
     """Yes/no words in any language, or the 1/2 keys of the yes/no menu."""
     from assistant.engine.parse import parse_yes_no

@@ -17,7 +17,7 @@ from assistant.engine.state import Conversation
 from assistant.engine.steps import refusals
 from assistant.engine.steps.base import (
     SIMPLE_CHOICE, SIMPLE_YES_NO, Answer, Ctx, Go, PromptResult, Retry, StepHandlers, ask_menu,
-    ask_yes_no, label, menu_choice, name_in, yes_no_answer,
+    ask_yes_no, label, menu_choice, yes_no_answer,
 )
 
 NOON = time(12, 0)

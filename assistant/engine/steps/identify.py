@@ -104,7 +104,7 @@ def name_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
 def birth_confirm_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
     born = state.draft.birth_date if state.draft else None
     return ask_yes_no(state, msg(N_("The ID says born on {date}. Is that right?"),
-                                 date=When(born, "date")))
+                                 date=When(born, "birth_date")))
 
 
 def birth_confirm_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:

@@ -37,7 +37,7 @@ def bookings_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
     if not bookings:
         return ask_menu(state, msg(N_("You have no upcoming bookings.")),
                         [("book", msg(N_("Book an appointment")))])
-    items = [(f"code:{b.code}", msg("{department}, {date} {time}, {name}",
+    items = [(f"code:{b.code}", msg(N_("{department}, {date} {time}, {name}"),
                                      department=Names(dict(b.department_names)),
                                      date=When(b.starts_at, "date_short"),
                                      time=When(b.starts_at, "time"), name=b.patient_name))
@@ -93,7 +93,7 @@ def cancel_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
         return Go(Step.MENU, state.with_(booking_code=None),
                   say=(msg(N_("That booking can no longer be changed.")),))
     return ask_yes_no(state, msg(N_("Cancel the booking on {date} at {time}?"),
-                                 date=When(booking.starts_at, "date"),
+                                 date=When(booking.starts_at, "date_short"),
                                  time=When(booking.starts_at, "time")))
 
 

@@ -1,0 +1,233 @@
+"""An in-memory Backend for engine tests: the engine's port, with no database.
+
+Rule: a faithful small hospital (departments, slots, linked patients, bookings) that
+keeps the same promises as the service layer where the engine can tell: released
+slots only, capacity, refusals as typed values. Anything it can't decide it refuses.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from assistant.engine import ports
+
+TZ_NAME = "Asia/Shanghai"
+TZ = ZoneInfo(TZ_NAME)
+_WEIGHTS = [pow(2, 17 - i, 11) for i in range(17)]
+
+
+def check_char(first17: str) -> str:
+    return "10X98765432"[sum(int(d) * w for d, w in zip(first17, _WEIGHTS)) % 11]
+
+
+@dataclass
+class FakeSlot:
+    id: int
+    department_id: int
+    starts_at: datetime
+    capacity: int
+    booked: int = 0
+    release_at: datetime | None = None
+
+
+@dataclass
+class FakeBooking:
+    code: str
+    patient_ref: int
+    slot_id: int
+    status: str = "booked"
+
+
+@dataclass
+class FakeBackend:
+    departments_: list[ports.DepartmentInfo] = field(default_factory=list)
+    slots: list[FakeSlot] = field(default_factory=list)
+    patients: dict[int, ports.PatientInfo] = field(default_factory=dict)
+    bookings_: list[FakeBooking] = field(default_factory=list)
+    locale: str | None = None
+    opted_out: bool = False
+    refuse_next: ports.Refused | None = None
+    locales: tuple[str, ...] = ("en", "zh_Hans", "es")
+    calls: list[str] = field(default_factory=list)
+    _codes: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    @classmethod
+    def demo(cls, today: date = date(2026, 12, 1), *, long_names: bool = False) -> "FakeBackend":
+        names = [
+            {"en": "Cardiology", "zh_Hans": "心内科", "es": "Cardiología"},
+            {"en": "Endocrinology (Diabetes and Thyroid)", "zh_Hans": "内分泌科（糖尿病和甲状腺）",
+             "es": "Endocrinología (diabetes y tiroides)"},
+            {"en": "Ophthalmology (Eyes)", "zh_Hans": "眼科", "es": "Oftalmología (ojos)"},
+            {"en": "Orthopedics (Bones and Joints)", "zh_Hans": "骨科", "es": "Traumatología (huesos y articulaciones)"},
+            {"en": "General Medicine", "zh_Hans": "全科", "es": "Medicina general"},
+            {"en": "Pediatrics (Children)", "zh_Hans": "儿科", "es": "Pediatría (niños)"},
+        ]
+        if long_names:
+            names[0] = {"en": "Cardiology and Cardiovascular Surgery Outpatients",
+                        "zh_Hans": "心血管内科与心脏外科联合门诊", "es": "Cardiología y cirugía cardiovascular (consultas)"}
+        keywords = [{"en": ["heart"], "zh_Hans": ["心脏"], "es": ["corazón"]}, {"en": ["diabetes"]},
+                    {"en": ["eyes"]}, {"en": ["knee"]}, {"en": ["fever"]}, {"en": ["child"]}]
+        backend = cls(departments_=[ports.DepartmentInfo(i + 1, n, k)
+                                    for i, (n, k) in enumerate(zip(names, keywords))])
+        slot_ids = itertools.count(1)
+        for dept in backend.departments_:
+            for offset in range(1, 9):
+                day = today + timedelta(days=offset)
+                for hh, mm in ((8, 0), (8, 30), (9, 0), (9, 30), (10, 0), (10, 30), (14, 0), (14, 30)):
+                    starts = datetime.combine(day, time(hh, mm), tzinfo=TZ)
+                    release = datetime.combine(day - timedelta(days=7), time(15), tzinfo=TZ)
+                    backend.slots.append(FakeSlot(next(slot_ids), dept.id, starts, 2, 0, release))
+        return backend
+
+    def link(self, ref: int, name: str, last4: str = "002X", relation: str = "self") -> None:
+        self.patients[ref] = ports.PatientInfo(ref, name, last4, relation)
+
+    # -- the port
+
+    def hospital(self) -> ports.HospitalInfo:
+        return ports.HospitalInfo(TZ_NAME, "en", self.locales, "+86 10 6512 0000",
+                                  {"en": "Mon-Fri 8:00-17:00", "zh_Hans": "周一至周五 8:00-17:00",
+                                   "es": "lun-vie 8:00-17:00"}, ("cn_resident_id", "generic"))
+
+    def departments(self):
+        return list(self.departments_)
+
+    def _bookable(self, now: datetime):
+        for slot in self.slots:
+            closes = datetime.combine(slot.starts_at.date() - timedelta(days=1), time(16), tzinfo=TZ)
+            if slot.release_at <= now < closes and slot.booked < slot.capacity:
+                yield slot
+
+    def open_days(self, department_id, now, limit):
+        days = sorted({s.starts_at.astimezone(TZ).date() for s in self._bookable(now)
+                       if s.department_id == department_id})
+        return days[:limit]
+
+    def free_slots(self, department_id, day, now):
+        return [ports.SlotInfo(s.id, s.starts_at, s.capacity - s.booked) for s in self._bookable(now)
+                if s.department_id == department_id and s.starts_at.astimezone(TZ).date() == day]
+
+    def soonest_slots(self, department_id, now, limit):
+        slots = sorted((s for s in self._bookable(now) if s.department_id == department_id),
+                       key=lambda s: s.starts_at)
+        return [ports.SlotInfo(s.id, s.starts_at, s.capacity - s.booked) for s in slots[:limit]]
+
+    def opens_at(self, department_id, day, now):
+        pending = [s.release_at for s in self.slots if s.department_id == department_id
+                   and s.starts_at.astimezone(TZ).date() == day and s.release_at > now]
+        return min(pending) if pending else None
+
+    def linked_patients(self):
+        return list(self.patients.values())
+
+    def last_booked(self):
+        for booking in reversed(self.bookings_):
+            slot = self._slot(booking.slot_id)
+            dept = next(d for d in self.departments_ if d.id == slot.department_id)
+            patient = self.patients[booking.patient_ref]
+            return ports.RecentBooking(patient.ref, patient.name, dept.id, dept.names)
+        return None
+
+    def check_id_number(self, text, today):
+        value = re.sub(r"[\s\-]", "", text or "").upper().replace("*", "X")
+        if re.fullmatch(r"\d{17}[\dX]", value):
+            if check_char(value[:17]) != value[17]:
+                return ports.IdCheck(False, reason="checksum")
+            try:
+                born = date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+            except ValueError:
+                return ports.IdCheck(False, reason="birth_date_invalid")
+            return ports.IdCheck(True, "cn_resident_id", value, value[-4:], born)
+        if re.fullmatch(r"\d{15,19}", value):
+            return ports.IdCheck(False, reason="length")
+        if re.fullmatch(r"[A-Z0-9]{6,20}", value):
+            return ports.IdCheck(True, "generic", value, value[-4:], None)
+        return ports.IdCheck(False, reason="pattern")
+
+    def check_name(self, text):
+        name = " ".join((text or "").split())
+        if not name or len(name) > 100 or not any(ch.isalpha() for ch in name):
+            return None
+        if any(not (ch.isalpha() or ch in " .'-·") for ch in name):
+            return None
+        return name
+
+    def book(self, who, slot_id, relation, now, key):
+        self.calls.append(f"book:{slot_id}")
+        if self.refuse_next is not None:
+            refused, self.refuse_next = self.refuse_next, None
+            return refused
+        slot = self._slot(slot_id)
+        if slot is None or slot.booked >= slot.capacity:
+            return ports.Refused("slot_full")
+        if isinstance(who, int):
+            ref = who
+        else:
+            ref = max(self.patients, default=0) + 1
+            self.patients[ref] = ports.PatientInfo(ref, who.name, who.id_number[-4:],
+                                                   "family" if relation == "family" else "self")
+        slot.booked += 1
+        code = f"CODE{next(self._codes):04d}"
+        self.bookings_.append(FakeBooking(code, ref, slot_id))
+        dept = next(d for d in self.departments_ if d.id == slot.department_id)
+        return ports.Done(code, slot.starts_at, dept.names, ref)
+
+    def bookings(self, now):
+        result = []
+        for booking in self.bookings_:
+            slot = self._slot(booking.slot_id)
+            if booking.status != "booked" or slot.starts_at <= now:
+                continue
+            dept = next(d for d in self.departments_ if d.id == slot.department_id)
+            deadline = datetime.combine(slot.starts_at.date() - timedelta(days=1), time(16), tzinfo=TZ)
+            result.append(ports.BookingInfo(booking.code, booking.patient_ref,
+                                            self.patients[booking.patient_ref].name, dept.id,
+                                            dept.names, slot.starts_at, deadline))
+        return result
+
+    def cancel(self, code, now, key):
+        self.calls.append(f"cancel:{code}")
+        if self.refuse_next is not None:
+            refused, self.refuse_next = self.refuse_next, None
+            return refused
+        for booking in self.bookings_:
+            if booking.code == code and booking.status == "booked":
+                booking.status = "cancelled"
+                self._slot(booking.slot_id).booked -= 1
+                return ports.Done(code)
+        return ports.Refused("booking_not_found")
+
+    def reschedule(self, code, slot_id, now, key):
+        self.calls.append(f"reschedule:{code}:{slot_id}")
+        for booking in self.bookings_:
+            if booking.code == code and booking.status == "booked":
+                new_slot = self._slot(slot_id)
+                if new_slot.booked >= new_slot.capacity:
+                    return ports.Refused("slot_full")
+                new_slot.booked += 1
+                self._slot(booking.slot_id).booked -= 1
+                booking.status = "cancelled"
+                new_code = f"CODE{next(self._codes):04d}"
+                self.bookings_.append(FakeBooking(new_code, booking.patient_ref, slot_id))
+                dept = next(d for d in self.departments_ if d.id == new_slot.department_id)
+                return ports.Done(new_code, new_slot.starts_at, dept.names, booking.patient_ref)
+        return ports.Refused("booking_not_found")
+
+    def remember_locale(self, locale, patient_ref, now):
+        self.locale = locale
+
+    def remembered_locale(self):
+        return self.locale
+
+    def set_opted_out(self, opted_out, now):
+        self.opted_out = opted_out
+
+    def is_opted_out(self):
+        return self.opted_out
+
+    def _slot(self, slot_id):
+        return next((s for s in self.slots if s.id == slot_id), None)
