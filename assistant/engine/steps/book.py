@@ -162,14 +162,21 @@ def time_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
         wanted = parse_time(text)
         if wanted is None:
             return Retry()
-        matching = [s for s in _slots_of_day(state, ctx)
-                    if ctx.local(s.starts_at).time().replace(second=0, microsecond=0) == wanted]
+        slots = _slots_of_day(state, ctx)
+        matching = _starting_at(ctx, slots, wanted)
+        if not matching and wanted.hour < 7:
+            # "2" or "at 2" in a clinic means two in the afternoon, never 02:00.
+            matching = _starting_at(ctx, slots, wanted.replace(hour=wanted.hour + 12))
         if not matching:
             return Retry(msg(N_("That time is not free. Please choose one from the list.")),
                          counts_as_failure=False)
         slot = matching[0]
         return Go(Step.CONFIRM, state.with_(slot_id=slot.id, slot_start=slot.starts_at))
     return _chose_slot(state, choice)
+
+
+def _starting_at(ctx: Ctx, slots: list[SlotInfo], wanted: time) -> list[SlotInfo]:
+    return [s for s in slots if ctx.local(s.starts_at).time().replace(second=0, microsecond=0) == wanted]
 
 
 def _chose_slot(state: Conversation, choice: str) -> Go:
