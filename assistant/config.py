@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import time
 from pathlib import Path
 from typing import Any, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "config"
@@ -151,7 +152,27 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any], where: str, prefix
                 raise SettingsError(f"{where}: {name!r} must be a table")
             _merge(base[key], value, where, prefix=name + ".")
         else:
-            base[key] = value
+            base[key] = _checked_type(f"{where}: {name}", value, base[key])
+
+
+def _checked_type(name: str, value: Any, default: Any) -> Any:
+    """A file's value must have the default's type ("false" is not a boolean)."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, list):
+        ok = isinstance(value, list)
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    else:
+        ok = True
+    if not ok:
+        raise SettingsError(f"{name} must be a {type(default).__name__}, got {value!r}")
+    return value
 
 
 def _apply_environment(values: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
@@ -207,6 +228,10 @@ def _build(values: dict[str, Any], sources: tuple[str, ...]) -> Settings:
     secrets_file = _resolve(values["secrets_file"]) if values["secrets_file"] else instance / "secrets.toml"
     # The demo file ships with the code, so a relative name is read from the project.
     demo_file = _resolve(values["demo_seed_file"], PROJECT_ROOT) if values["demo_seed_file"] else None
+    try:
+        ZoneInfo(values["timezone"])
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise SettingsError(f"timezone {values['timezone']!r} is not an IANA time zone") from exc
     locales = tuple(values["locales"])
     if values["default_locale"] not in locales:
         raise SettingsError("default_locale must be one of locales")

@@ -44,7 +44,8 @@ class GenerationReport:
     created: int = 0
     updated: int = 0
     removed: int = 0
-    kept_with_bookings: list[int] = field(default_factory=list)  # slot ids staff must handle
+    # Slots whose patients staff must contact: off the schedule or over the new capacity.
+    kept_with_bookings: list[int] = field(default_factory=list)
 
 
 def plan_day(template: ScheduleTemplate, day: date, exceptions: list[ScheduleException],
@@ -122,8 +123,8 @@ def generate_slots(session: Session, *, base_policy: Policy, start: date, days: 
         if (slot.capacity, slot.release_at, slot.ends_at) != (capacity, wanted.release_at, wanted.ends_at):
             slot.capacity, slot.release_at, slot.ends_at = capacity, wanted.release_at, wanted.ends_at
             report.updated += 1
-            if wanted.capacity < slot.booked:
-                report.kept_with_bookings.append(slot.id)
+        if wanted.capacity < slot.booked:
+            report.kept_with_bookings.append(slot.id)
     for key, wanted in sorted(planned.items(), key=lambda item: (item[1].starts_at, item[0][0])):
         if key in seen:
             continue
@@ -148,11 +149,12 @@ def generate_slots(session: Session, *, base_policy: Policy, start: date, days: 
 def _remove_or_close(session: Session, slot: Slot, report: GenerationReport) -> None:
     has_bookings = session.execute(select(exists().where(Booking.slot_id == slot.id))).scalar()
     if has_bookings:
-        # Keep it for the patients who hold it, but let nobody else in.
+        # Keep it (its bookings refer to it), but let nobody else in.
         if slot.capacity != slot.booked:
             slot.capacity = slot.booked
             report.updated += 1
-        report.kept_with_bookings.append(slot.id)
+        if slot.booked:  # only patients still holding a place need a call
+            report.kept_with_bookings.append(slot.id)
         return
     session.execute(delete(Slot).where(Slot.id == slot.id))
     report.removed += 1

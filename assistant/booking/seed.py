@@ -56,7 +56,7 @@ def read_hospital_file(path: Path) -> dict[str, Any]:
 
 def seed_hospital(session: Session, data: dict[str, Any], *, base_policy: Policy,
                   audit_key: bytes, now) -> SeedReport:
-    hospital_data = _required(data, "hospital", "the file")
+    hospital_data = _table(_required(data, "hospital", "the file"), "[hospital]")
     code = _text(hospital_data, "code", "[hospital]")
     tz_name = _text(hospital_data, "timezone", "[hospital]")
     try:
@@ -79,12 +79,12 @@ def seed_hospital(session: Session, data: dict[str, Any], *, base_policy: Policy
 
     departments = {}
     templates_seen: set[int] = set()
-    for index, dept_data in enumerate(data.get("departments", [])):
+    for index, dept_data in enumerate(_tables(data.get("departments", []), "[[departments]]")):
         where = f"[[departments]] #{index + 1}"
         dept = _upsert_department(session, hospital, dept_data, where, base_policy)
         departments[dept.code] = dept
-        doctors = _upsert_doctors(session, dept, dept_data.get("doctors", []), where)
-        for s_index, schedule in enumerate(dept_data.get("schedule", [])):
+        doctors = _upsert_doctors(session, dept, _tables(dept_data.get("doctors", []), f"{where} doctors"), where)
+        for s_index, schedule in enumerate(_tables(dept_data.get("schedule", []), f"{where} schedule")):
             templates_seen |= _upsert_templates(
                 session, dept, doctors, schedule, f"{where} schedule #{s_index + 1}")
     if not departments:
@@ -96,7 +96,9 @@ def seed_hospital(session: Session, data: dict[str, Any], *, base_policy: Policy
     ).scalars():
         template.active = template.id in templates_seen
     exceptions = _upsert_exceptions(session, hospital, departments, data)
-    generate_days = int(data.get("slots", {}).get("generate_days", 28))
+    generate_days = _table(data.get("slots", {}), "[slots]").get("generate_days", 28)
+    if isinstance(generate_days, bool) or not isinstance(generate_days, int) or not 0 <= generate_days <= 366:
+        raise SeedError("[slots]: generate_days must be a whole number from 0 to 366")
     session.flush()
     audit.append(session, audit_key, actor=audit.SYSTEM, action="hospital.seeded",
                  subject=f"hospital:{code}",
@@ -192,7 +194,7 @@ def _upsert_exceptions(session: Session, hospital: Hospital, departments: dict[s
                        data: dict) -> int:
     count = 0
     for kind, key in (("closed", "closures"), ("hours", "changed_hours")):
-        for index, item in enumerate(data.get(key, [])):
+        for index, item in enumerate(_tables(data.get(key, []), f"[[{key}]]")):
             where = f"[[{key}]] #{index + 1}"
             day = item.get("date")
             if isinstance(day, str):
@@ -229,6 +231,18 @@ def _upsert_exceptions(session: Session, hospital: Hospital, departments: dict[s
             existing.reason = str(item.get("reason", ""))[:200]
             count += 1
     return count
+
+
+def _table(value: Any, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise SeedError(f"{where} must be a table, like [hospital] or {{ key = value }}")
+    return value
+
+
+def _tables(value: Any, where: str) -> list[dict]:
+    if not isinstance(value, list):
+        raise SeedError(f"{where} must be a list of tables, like [[departments]]")
+    return [_table(item, f"{where} #{index + 1}") for index, item in enumerate(value)]
 
 
 def _required(data: dict, key: str, where: str) -> Any:

@@ -22,15 +22,18 @@ class Renderer:
     catalogs: Catalogs
     timezone: str
 
-    def text(self, message: Msg, locale: str, *, spoken: bool = False) -> str:
-        params = {k: self._param(v, locale, spoken) for k, v in message.params.items()}
+    def text(self, message: Msg, locale: str, *, spoken: bool = False, compact: bool = False) -> str:
+        """`compact` drops the bracketed part of names ("Ophthalmology (Eyes)" ->
+        "Ophthalmology"), for an SMS that would not fit otherwise."""
+        params = {k: self._param(v, locale, spoken, compact) for k, v in message.params.items()}
         return self.catalogs.gettext(locale, message.text, **params)
 
-    def _param(self, value: Any, locale: str, spoken: bool) -> str:
+    def _param(self, value: Any, locale: str, spoken: bool, compact: bool) -> str:
         if isinstance(value, Msg):
-            return self.text(value, locale, spoken=spoken)
+            return self.text(value, locale, spoken=spoken, compact=compact)
         if isinstance(value, Names):
-            return pick_name(value.by_locale, locale)
+            name = pick_name(value.by_locale, locale)
+            return without_brackets(name) if compact else name
         if isinstance(value, When):
             return self._when(value, locale, spoken)
         return str(value)
@@ -48,6 +51,15 @@ class Renderer:
             clock = (fmt.format_time_spoken if spoken else fmt.format_time)(value, locale, tz)
             return f"{day} {clock}"
         return (fmt.format_date_spoken if spoken else fmt.format_date_long)(value, locale, tz)
+
+
+def without_brackets(label: str) -> str:
+    """The words before a bracketed explanation: "Ophthalmology (Eyes)" -> "Ophthalmology"."""
+    for opening in (" (", "（", "("):
+        if opening in label:
+            shortened = label.split(opening, 1)[0].strip()
+            return shortened or label
+    return label
 
 
 def pick_name(names: dict[str, str], locale: str) -> str:

@@ -11,7 +11,7 @@ when they fit, else go in their own.
 from __future__ import annotations
 
 from assistant.channels.base import Rendered, RenderedOption
-from assistant.channels.render import Renderer
+from assistant.channels.render import Renderer, without_brackets
 from assistant.channels.sms_segments import count_segments
 from assistant.channels.text_forms import handoff_message
 from assistant.engine.messages import Ask, End, ExpectKind, Handoff, Reply, Say
@@ -44,20 +44,25 @@ def render_sms(replies: tuple[Reply, ...], locale: str, renderer: Renderer) -> R
 
 
 def ask_body(ask: Ask, locale: str, renderer: Renderer) -> tuple[str, tuple[RenderedOption, ...]]:
-    """The question and its numbered options, shortened to fit the budget."""
-    question = renderer.text(ask.msg, locale)
+    """The question and its numbered options, shortened to fit the budget: first the
+    option labels, then the names inside the question."""
     labels = [renderer.text(o.label, locale) for o in ask.expect.options]
     keys = [o.key for o in ask.expect.options]
-    if ask.expect.kind is ExpectKind.YES_NO:
-        body = f"{question}\n" + "  ".join(f"{k} {label}" for k, label in zip(keys, labels))
-        return body, tuple(RenderedOption(k, label) for k, label in zip(keys, labels))
-    budget = PROMPT_SEGMENTS
-    for shorten in (_as_is, _without_brackets, _clipped(18), _clipped(12), _clipped(8)):
-        shown = [shorten(label) for label in labels]
-        body = "\n".join([question] + [f"{k} {label}" for k, label in zip(keys, shown)])
-        if count_segments(body).segments <= budget:
-            break
-    return body, tuple(RenderedOption(k, label) for k, label in zip(keys, labels))
+    options = tuple(RenderedOption(k, label) for k, label in zip(keys, labels))
+    body = ""
+    for compact in (False, True):
+        question = renderer.text(ask.msg, locale, compact=compact)
+        if ask.expect.kind is ExpectKind.YES_NO:
+            body = f"{question}\n" + "  ".join(f"{k} {label}" for k, label in zip(keys, labels))
+            if count_segments(body).segments <= PROMPT_SEGMENTS:
+                return body, options
+            continue
+        for shorten in (_as_is, without_brackets, _clipped(18), _clipped(12), _clipped(8)):
+            shown = [shorten(label) for label in labels]
+            body = "\n".join([question] + [f"{k} {label}" for k, label in zip(keys, shown)])
+            if count_segments(body).segments <= PROMPT_SEGMENTS:
+                return body, options
+    return body, options
 
 
 def _flush_with(bodies: list[str], sayings: list[str], last: str, *, budget: int) -> None:
@@ -74,15 +79,8 @@ def _as_is(label: str) -> str:
     return label
 
 
-def _without_brackets(label: str) -> str:
-    for opening in (" (", "（", "("):
-        if opening in label:
-            return label.split(opening, 1)[0].strip()
-    return label
-
-
 def _clipped(limit: int):
     def clip(label: str) -> str:
-        label = _without_brackets(label)
+        label = without_brackets(label)
         return label if len(label) <= limit else label[: limit - 1].rstrip() + "…"
     return clip

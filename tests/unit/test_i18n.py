@@ -404,7 +404,6 @@ def test_catalog_problems_reports_an_unreadable_file(tmp_path):
     assert "cannot be read" in catalog_problems(garbled)[0]
 
 
-@pytest.mark.xfail(strict=False, reason="catalogs arrive with the engine")
 def test_the_shipped_catalogs_exist():
     assert set(SHIPPED) <= set(supported_locales(LOCALES))
 

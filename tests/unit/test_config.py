@@ -1,0 +1,279 @@
+"""Settings layers (default file, --config file, ASSISTANT_* env) and key loading."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from datetime import time
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from assistant.booking.identity import Keyring
+from assistant.bootstrap import load_keyring
+from assistant.config import DEFAULT_CONFIG_FILE, SettingsError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path, monkeypatch):
+    """Relative paths (the default instance folder) resolve inside tmp_path."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ---- layers ---------------------------------------------------------------------------
+
+
+def test_defaults_come_from_the_default_file():
+    settings = load_settings(environ={})
+    with open(DEFAULT_CONFIG_FILE, "rb") as handle:
+        defaults = tomllib.load(handle)
+    assert settings.policy.per_7_days == defaults["policy"]["per_7_days"] == 3
+    assert settings.policy.release_time == time(15, 0)
+    assert settings.timezone == "Asia/Shanghai"
+    assert settings.locales == ("en", "zh_Hans", "es")
+    assert settings.generate_secrets is True
+    assert settings.sources == (str(DEFAULT_CONFIG_FILE),)
+
+
+def test_default_database_is_an_sqlite_file_in_the_instance_folder(in_tmp):
+    settings = load_settings(environ={})
+    instance = (in_tmp / "instance").resolve()
+    assert settings.instance_path == instance
+    assert settings.is_sqlite
+    assert settings.database_url == f"sqlite:///{instance / 'careline.db'}"
+    assert settings.secrets_file == instance / "secrets.toml"
+
+
+def test_config_file_overrides_the_defaults(in_tmp):
+    config = write(in_tmp / "hospital.toml", """
+timezone = "Europe/Madrid"
+default_phone_region = "ES"
+[policy]
+per_7_days = 5
+release_time = "08:00"
+""")
+    settings = load_settings(config, environ={})
+    assert settings.timezone == "Europe/Madrid"
+    assert settings.default_phone_region == "ES"
+    assert settings.policy.per_7_days == 5
+    assert settings.policy.release_time == time(8, 0)
+    assert settings.policy.per_90_days == 5  # untouched default
+    assert str(config) in settings.sources
+
+
+def test_config_file_can_be_named_in_the_environment(in_tmp):
+    config = write(in_tmp / "hospital.toml", "[policy]\nper_90_days = 9\n")
+    settings = load_settings(environ={"ASSISTANT_CONFIG": str(config)})
+    assert settings.policy.per_90_days == 9
+
+
+def test_environment_overrides_the_config_file(in_tmp):
+    config = write(in_tmp / "hospital.toml", "[policy]\nper_7_days = 5\nper_90_days = 8\n")
+    settings = load_settings(config, environ={"ASSISTANT_POLICY_PER_7_DAYS": "4"})
+    assert settings.policy.per_7_days == 4
+    assert settings.policy.per_90_days == 8
+    assert any("ASSISTANT_POLICY_PER_7_DAYS" in source for source in settings.sources)
+
+
+def test_environment_sets_database_and_instance(in_tmp):
+    settings = load_settings(environ={
+        "ASSISTANT_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        "ASSISTANT_INSTANCE_PATH": str(in_tmp / "elsewhere"),
+    })
+    assert settings.database_url == "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    assert not settings.is_sqlite
+    assert settings.instance_path == (in_tmp / "elsewhere").resolve()
+    assert settings.secrets_file == (in_tmp / "elsewhere").resolve() / "secrets.toml"
+
+
+def test_instance_folder_from_environment_moves_the_default_database(in_tmp):
+    settings = load_settings(environ={"ASSISTANT_INSTANCE_PATH": "data"})
+    assert settings.database_url == f"sqlite:///{(in_tmp / 'data').resolve() / 'careline.db'}"
+
+
+def test_environment_lists_are_json():
+    settings = load_settings(environ={"ASSISTANT_LOCALES": '["en", "es"]',
+                                      "ASSISTANT_DEFAULT_LOCALE": "en"})
+    assert settings.locales == ("en", "es")
+    assert settings.default_locale == "en"
+
+
+def test_environment_booleans_and_nested_strings():
+    settings = load_settings(environ={"ASSISTANT_GENERATE_SECRETS": "false",
+                                      "ASSISTANT_IDENTITY_GENERIC_PATTERN": r"^\d{9}$",
+                                      "ASSISTANT_POLICY_CLOSE_TIME": "17:30"})
+    assert settings.generate_secrets is False
+    assert settings.identity.generic_pattern == r"^\d{9}$"
+    assert settings.policy.close_time == time(17, 30)
+
+
+# ---- refusals -------------------------------------------------------------------------
+
+
+def test_unknown_key_in_config_file_is_rejected(in_tmp):
+    config = write(in_tmp / "typo.toml", "databse_url = 'sqlite:///x.db'\n")
+    with pytest.raises(SettingsError, match="unknown setting 'databse_url'"):
+        load_settings(config, environ={})
+
+
+def test_unknown_nested_key_in_config_file_is_rejected(in_tmp):
+    config = write(in_tmp / "typo.toml", "[policy]\nper_week = 3\n")
+    with pytest.raises(SettingsError, match=r"policy\.per_week") as raised:
+        load_settings(config, environ={})
+    assert str(config) in str(raised.value)
+
+
+def test_table_given_as_value_is_rejected(in_tmp):
+    config = write(in_tmp / "bad.toml", "policy = 3\n")
+    with pytest.raises(SettingsError, match="must be a table"):
+        load_settings(config, environ={})
+
+
+def test_missing_or_broken_config_file_is_a_settings_error(in_tmp):
+    with pytest.raises(SettingsError, match="not found"):
+        load_settings(in_tmp / "missing.toml", environ={})
+    broken = write(in_tmp / "broken.toml", "[policy\nper_7_days = \n")
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load_settings(broken, environ={})
+
+
+@pytest.mark.parametrize("name,value", [
+    ("ASSISTANT_POLICY_PER_7_DAYS", "four"),
+    ("ASSISTANT_POLICY_PER_7_DAYS", "-1"),
+    ("ASSISTANT_GENERATE_SECRETS", "maybe"),
+    ("ASSISTANT_LOCALES", "en,es"),
+    ("ASSISTANT_LOCALES", '"en"'),
+    ("ASSISTANT_POLICY_RELEASE_TIME", "3pm"),
+])
+def test_bad_type_in_environment_is_rejected(name, value):
+    with pytest.raises(SettingsError):
+        load_settings(environ={name: value})
+
+
+def test_bad_type_in_environment_names_the_variable():
+    with pytest.raises(SettingsError, match="ASSISTANT_POLICY_PER_7_DAYS='four'"):
+        load_settings(environ={"ASSISTANT_POLICY_PER_7_DAYS": "four"})
+
+
+def test_bad_policy_type_in_config_file_is_rejected(in_tmp):
+    config = write(in_tmp / "bad.toml", '[policy]\nper_7_days = "four"\n')
+    with pytest.raises(SettingsError, match="policy.per_7_days"):
+        load_settings(config, environ={})
+
+
+@pytest.mark.parametrize("line", [
+    'generate_secrets = "false"',
+    'sqlite_busy_timeout = "soon"',
+    "timezone = 8",
+    "default_phone_region = 86",
+])
+def test_bad_type_in_config_file_is_rejected(in_tmp, line):
+    # A quoted "false" must not silently become True, and so on.
+    name = line.split(" =")[0]
+    config = write(in_tmp / "bad.toml", line + "\n")
+    with pytest.raises(SettingsError, match=name):
+        load_settings(config, environ={})
+
+
+def test_fractional_busy_timeout_is_accepted_from_environment():
+    settings = load_settings(environ={"ASSISTANT_SQLITE_BUSY_TIMEOUT": "2.5"})
+    assert settings.sqlite_busy_timeout == 2.5
+
+
+def test_default_locale_must_be_offered():
+    with pytest.raises(SettingsError, match="default_locale"):
+        load_settings(environ={"ASSISTANT_LOCALES": '["en"]'})
+
+
+def test_settings_are_frozen():
+    settings = load_settings(environ={})
+    with pytest.raises(Exception):
+        settings.timezone = "UTC"  # type: ignore[misc]
+
+
+# ---- secrets --------------------------------------------------------------------------
+
+
+def _settings(tmp: Path, **env: str):
+    return load_settings(environ={"ASSISTANT_INSTANCE_PATH": str(tmp / "instance"), **env})
+
+
+def test_secrets_are_generated_once_with_mode_0600(in_tmp):
+    settings = _settings(in_tmp)
+    assert not settings.secrets_file.exists()
+    first = load_keyring(settings, environ={})
+    assert settings.secrets_file.exists()
+    assert stat.S_IMODE(settings.secrets_file.stat().st_mode) == 0o600
+    content = settings.secrets_file.read_bytes()
+    second = load_keyring(settings, environ={})
+    assert second == first
+    assert settings.secrets_file.read_bytes() == content
+    with open(settings.secrets_file, "rb") as handle:
+        stored = tomllib.load(handle)
+    assert stored["blind_index_key"].encode() == first.blind_index_key
+    assert stored["encryption_key"].encode() == first.encryption_key
+
+
+def test_secrets_file_mode_ignores_a_permissive_umask(in_tmp):
+    old = os.umask(0)
+    try:
+        settings = _settings(in_tmp)
+        load_keyring(settings, environ={})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(settings.secrets_file.stat().st_mode) == 0o600
+
+
+def test_missing_secrets_are_refused_when_generation_is_off(in_tmp):
+    settings = _settings(in_tmp, ASSISTANT_GENERATE_SECRETS="false")
+    with pytest.raises(SettingsError, match="no secrets"):
+        load_keyring(settings, environ={})
+    assert not settings.secrets_file.exists()
+
+
+def test_environment_keys_are_preferred(in_tmp):
+    settings = _settings(in_tmp)
+    stored = load_keyring(settings, environ={})
+    env_keys = Keyring.generate()
+    environ = {"ASSISTANT_BLIND_INDEX_KEY": env_keys.blind_index_key.decode(),
+               "ASSISTANT_ENCRYPTION_KEY": env_keys.encryption_key.decode()}
+    loaded = load_keyring(settings, environ=environ)
+    assert loaded == env_keys != stored
+
+
+def test_environment_keys_work_without_any_file(in_tmp):
+    settings = _settings(in_tmp, ASSISTANT_GENERATE_SECRETS="false")
+    env_keys = Keyring.generate()
+    environ = {"ASSISTANT_BLIND_INDEX_KEY": env_keys.blind_index_key.decode(),
+               "ASSISTANT_ENCRYPTION_KEY": env_keys.encryption_key.decode()}
+    assert load_keyring(settings, environ=environ) == env_keys
+    assert not settings.secrets_file.exists()
+
+
+def test_one_environment_key_overrides_its_half_of_the_file(in_tmp):
+    settings = _settings(in_tmp)
+    stored = load_keyring(settings, environ={})
+    other = Fernet.generate_key()
+    loaded = load_keyring(settings, environ={"ASSISTANT_ENCRYPTION_KEY": other.decode()})
+    assert loaded.encryption_key == other
+    assert loaded.blind_index_key == stored.blind_index_key
+
+
+@pytest.mark.parametrize("blind,encryption,message", [
+    ("k" * 40, "not-a-fernet-key", "not a Fernet key"),
+    ("short", Fernet.generate_key().decode(), "at least 32 characters"),
+])
+def test_bad_keys_are_refused(in_tmp, blind, encryption, message):
+    settings = _settings(in_tmp)
+    with pytest.raises(SettingsError, match=message):
+        load_keyring(settings, environ={"ASSISTANT_BLIND_INDEX_KEY": blind,
+                                        "ASSISTANT_ENCRYPTION_KEY": encryption})
+    assert not settings.secrets_file.exists()
