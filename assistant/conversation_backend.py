@@ -18,6 +18,7 @@ from assistant.booking.identity import IdentityRefusal
 from assistant.booking.service import AddressInput, IdentityInput, ServiceContext
 from assistant.engine import ports
 from assistant.engine.parse import parse_id_number
+from assistant.i18n import babel_locale
 
 ADDRESS_KIND = {"sms": "phone", "voice": "phone", "telegram": "telegram", "console": "console"}
 DAYS_AHEAD = 31  # how far ahead the engine looks for free days
@@ -49,6 +50,7 @@ class ServiceBackend:
                 desk_phone=found.desk_phone if found else None,
                 desk_hours=found.desk_hours if found else None,
                 identity_kinds=settings.identity.kinds,
+                language_names={code: _own_name(code) for code in settings.locales},
             )
         return self._hospital
 
@@ -170,6 +172,12 @@ class ServiceBackend:
         """Side effects are keyed by the inbound event, so a replayed message (or a
         retry after a crash) cannot book twice."""
         return f"{self.channel}:{event_id}:{action}" if event_id else None
+
+
+def _own_name(code: str) -> str:
+    """A language's name in itself, from Babel's data: a new catalog needs no code."""
+    name = babel_locale(code).get_language_name(babel_locale(code)) or code
+    return name[:1].upper() + name[1:]
 
 
 def _done(booking: r.BookingView) -> ports.Done:

@@ -167,7 +167,7 @@ def _silence(state: Conversation, ctx: Ctx) -> Turn:
 def _begin(state: Conversation, ctx: Ctx, *, greeting: str, switch_line: bool = False) -> Turn:
     say = [msg(greeting)]
     if switch_line and len(ctx.hospital.locales) > 1:
-        say.append(language.switch_line(state.locale, ctx.hospital.locales))
+        say.append(language.switch_line(state.locale, ctx.hospital.locales, ctx.hospital.language_names))
     return _enter(state, Step.MENU, ctx, say)
 
 

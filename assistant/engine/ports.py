@@ -21,6 +21,8 @@ class HospitalInfo:
     desk_phone: str | None
     desk_hours: Mapping[str, str] | None
     identity_kinds: tuple[str, ...]  # in the order to try them
+    # Each language's name in itself ("中文", "Español"), to offer a switch.
+    language_names: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

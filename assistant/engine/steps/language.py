@@ -9,7 +9,7 @@ a language's own name ("中文", "español", "English") switches, from any step.
 from __future__ import annotations
 
 import unicodedata
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from assistant.engine.flow import Step
 from assistant.engine.messages import N_, Msg, msg
@@ -18,7 +18,7 @@ from assistant.engine.steps.base import (
     SIMPLE_CHOICE, Answer, Ctx, Go, PromptResult, Retry, StepHandlers, ask_menu, menu_choice,
 )
 
-# Each language's name in itself: shown as is, never translated.
+# Each language's name in itself, when the hospital info doesn't say.
 OWN_NAMES = {"en": "English", "zh_Hans": "中文", "es": "Español"}
 # Country calling codes whose phones most likely belong to a speaker of a language.
 CALLING_CODES = {"+86": "zh_Hans", "+886": "zh_Hans", "+852": "zh_Hans", "+65": "zh_Hans",
@@ -29,8 +29,8 @@ SPANISH_MARKERS = ("hola", "quiero", "cita", "buenos", "buenas", "gracias", "por
 ENGLISH_MARKERS = ("hello", "hi", "appointment", "book", "please", "thanks", "doctor", "help")
 
 
-def own_name(locale: str) -> str:
-    return OWN_NAMES.get(locale, locale)
+def own_name(locale: str, names: Mapping[str, str] | None = None) -> str:
+    return (names or {}).get(locale) or OWN_NAMES.get(locale, locale)
 
 
 def match_tag(tag: str | None, supported: Sequence[str]) -> str | None:
@@ -83,15 +83,16 @@ def guess(text: str, language_hint: str | None, remembered: str | None,
     return default
 
 
-def switch_line(current: str, supported: Sequence[str]) -> Msg:
+def switch_line(current: str, supported: Sequence[str], names: Mapping[str, str] | None = None) -> Msg:
     """One short line telling how to switch, in the other languages' own words."""
     others = [code for code in supported if code != current]
     return msg(N_("Other languages: {languages} (or press 8)"),
-               languages=" / ".join(own_name(code) for code in others))
+               languages=" / ".join(own_name(code, names) for code in others))
 
 
 def prompt(state: Conversation, ctx: Ctx) -> PromptResult:
-    items = [(code, msg("{name}", name=own_name(code))) for code in ctx.hospital.locales]
+    names = ctx.hospital.language_names
+    items = [(code, msg("{name}", name=own_name(code, names))) for code in ctx.hospital.locales]
     return ask_menu(state, msg(N_("Which language?")), items)
 
 
@@ -100,7 +101,8 @@ def answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
 
     chosen = parse_language(text)
     if chosen not in ctx.hospital.locales:
-        chosen = menu_choice(state, text, {code: [own_name(code)] for code in ctx.hospital.locales})
+        names = ctx.hospital.language_names
+        chosen = menu_choice(state, text, {code: [own_name(code, names)] for code in ctx.hospital.locales})
     if chosen is None:
         return Retry()
     ctx.backend.remember_locale(chosen, state.patient_ref, ctx.now)
