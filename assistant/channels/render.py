@@ -25,10 +25,13 @@ class Renderer:
     def text(self, message: Msg, locale: str, *, spoken: bool = False, compact: bool = False) -> str:
         """`compact` drops the bracketed part of names ("Ophthalmology (Eyes)" ->
         "Ophthalmology"), for an SMS that would not fit otherwise."""
-        params = {k: self._param(v, locale, spoken, compact) for k, v in message.params.items()}
-        return self.catalogs.gettext(locale, message.text, **params)
+        params = {k: self._param(k, v, locale, spoken, compact) for k, v in message.params.items()}
+        text = self.catalogs.gettext(locale, message.text, **params)
+        return _spanish_spoken_articles(text) if spoken and locale == "es" else text
 
-    def _param(self, value: Any, locale: str, spoken: bool, compact: bool) -> str:
+    def _param(self, key: str, value: Any, locale: str, spoken: bool, compact: bool) -> str:
+        if spoken and key == "code" and isinstance(value, str):
+            return " ".join(value)  # a booking code is spelled out, letter by letter
         if isinstance(value, Msg):
             return self.text(value, locale, spoken=spoken, compact=compact)
         if isinstance(value, Names):
@@ -51,6 +54,12 @@ class Renderer:
             clock = (fmt.format_time_spoken if spoken else fmt.format_time)(value, locale, tz)
             return f"{day} {clock}"
         return (fmt.format_date_spoken if spoken else fmt.format_date_long)(value, locale, tz)
+
+
+def _spanish_spoken_articles(text: str) -> str:
+    """Spoken Spanish times carry their article ("las ocho y media"), and the catalog's
+    sentences carry one too ("a las {time}"): keep one."""
+    return text.replace("las las ", "las ").replace("las la una", "la una")
 
 
 def without_brackets(label: str) -> str:

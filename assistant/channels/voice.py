@@ -32,7 +32,7 @@ def render_voice(replies: tuple[Reply, ...], locale: str, renderer: Renderer) ->
                 spoken.append(renderer.text(msg(N_("Use the keypad, and press star for X.")), locale, spoken=True))
             expect = reply.expect.kind.value
         elif isinstance(reply, Handoff):
-            if reply.desk_phone:
+            if reply.desk_phone and reply.reason != "desk_info":
                 spoken.append(renderer.text(msg(N_("Connecting you to the desk now.")), locale, spoken=True))
                 dial = reply.desk_phone
             else:
@@ -43,4 +43,4 @@ def render_voice(replies: tuple[Reply, ...], locale: str, renderer: Renderer) ->
 
 
 def _press(label: str, key: str) -> Msg:
-    return msg(N_("For {option}, press {key}."), option=label, key=key)
+    return msg(N_("{option}: press {key}."), option=label, key=key)

@@ -17,7 +17,7 @@ from assistant.engine.flow import Step
 from assistant.engine.messages import (
     Ask, End, Handoff, Inbound, InboundKind, Msg, N_, Names, Reply, Say, msg,
 )
-from assistant.engine.parse import GlobalKey, parse_global_key, parse_language
+from assistant.engine.parse import GlobalKey, normalise, parse_global_key, parse_language
 from assistant.engine.ports import Backend
 from assistant.engine.state import Conversation
 from assistant.engine.steps import STEPS, language
@@ -26,6 +26,7 @@ from assistant.engine.steps.base import Ctx, Go, Prompted, Retry
 __all__ = ["Turn", "handle", "Conversation", "Inbound"]
 
 MAX_FAILURES = 2  # after this many, ask more simply and offer a person
+TWILIO_OPT_OUT_LOOKALIKES = frozenset({"cancel"})
 LANGUAGE_KEY = "8"
 
 
@@ -65,8 +66,12 @@ def _handle(state: Conversation | None, inbound: Inbound, backend: Backend, now:
         return Turn(state or Conversation(updated_at=now), (), ended=True)
 
     if state is None:
-        locale = language.guess(text, inbound.language_hint, backend.remembered_locale(),
-                                hospital.locales, hospital.default_locale)
+        named = parse_language(text)
+        if named in hospital.locales:
+            backend.remember_locale(named, None, now)
+        locale = named if named in hospital.locales else language.guess(
+            text, inbound.language_hint, backend.remembered_locale(), hospital.locales,
+            hospital.default_locale)
         fresh = Conversation(locale=locale)
         if key is GlobalKey.STOP:
             return _stop(fresh, ctx)
@@ -100,11 +105,15 @@ def _handle(state: Conversation | None, inbound: Inbound, backend: Backend, now:
     handlers = STEPS.get(state.step)
     if handlers is None:
         return _enter(state, Step.MENU, ctx, [])
+    if normalise(text) in TWILIO_OPT_OUT_LOOKALIKES:
+        # Twilio treats a lone CANCEL as an opt-out: we never give it a meaning of ours.
+        return _retry(state, Retry(), ctx)
     answer = handlers.answer(state, text, ctx)
     if isinstance(answer, Retry):
         return _retry(state, answer, ctx)
     flow.check_move(state.step, answer.step)
-    return _enter(answer.state.with_(retries=0), answer.step, ctx, list(answer.say))
+    desk = (_handoff("desk_info", hospital),) if answer.desk else ()
+    return _enter(answer.state.with_(retries=0), answer.step, ctx, list(answer.say), extra=desk)
 
 
 def _global(state: Conversation, key: GlobalKey, ctx: Ctx) -> Turn:
@@ -127,9 +136,11 @@ def _global(state: Conversation, key: GlobalKey, ctx: Ctx) -> Turn:
         "8 changes language, MENU starts over, STOP ends messages."))])
 
 
-def _enter(state: Conversation, step: str, ctx: Ctx, say: list[Msg], *, simple: bool = False) -> Turn:
-    """Move to `step` and ask its question; a prompt may skip ahead (bounded)."""
-    replies: list[Reply] = [Say(m) for m in say]
+def _enter(state: Conversation, step: str, ctx: Ctx, say: list[Msg], *, simple: bool = False,
+           extra: tuple[Reply, ...] = ()) -> Turn:
+    """Move to `step` and ask its question; a prompt may skip ahead (bounded).
+    `extra` replies go after the sayings, before the question."""
+    replies: list[Reply] = [Say(m) for m in say] + list(extra)
     for _ in range(8):
         handlers = STEPS[step]
         result = handlers.prompt(state.with_(step=step), ctx)

@@ -114,7 +114,8 @@ class Ask:
 @dataclass(frozen=True)
 class Handoff:
     """Hand the patient to a person: the phone dials the desk; text channels give the
-    desk's number and hours. `reason` is requested, repeated_failure or error."""
+    desk's number and hours. `reason` is requested, silence or error; desk_info only
+    tells the number (after a refusal only staff can help with), even on the phone."""
 
     reason: str
     desk_phone: str | None

@@ -45,6 +45,7 @@ class Go:
     step: str
     state: Conversation
     say: tuple[Msg, ...] = ()
+    desk: bool = False  # also give the desk's number and hours (a refusal only staff can help with)
 
 
 @dataclass(frozen=True)

@@ -88,15 +88,15 @@ def day_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
 
     from assistant.engine.parse import parse_date
 
-    choice = menu_choice(state, text)
-    if choice == "more":
-        return Go(Step.DAY, state.with_(page=state.page + 1))
-    if choice is not None:
-        day = date_type.fromisoformat(choice)
-    else:
-        day = parse_date(text, ctx.today, day_first=state.locale == "es")
-        if day is None:
+    # A date in words wins over a menu number inside it: "Dec 4" is the 4th, not option 4.
+    day = parse_date(text, ctx.today, day_first=state.locale == "es")
+    if day is None:
+        choice = menu_choice(state, text)
+        if choice == "more":
+            return Go(Step.DAY, state.with_(page=state.page + 1))
+        if choice is None:
             return Retry()
+        day = date_type.fromisoformat(choice)
     if not ctx.backend.free_slots(state.department_id, day, ctx.now):
         opens = ctx.backend.opens_at(state.department_id, day, ctx.now)
         if opens is not None:
@@ -155,24 +155,34 @@ def time_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
 def time_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
     from assistant.engine.parse import parse_time
 
-    choice = menu_choice(state, text)
-    if choice == "more":
-        return Go(Step.TIME, state.with_(page=state.page + 1))
-    if choice is None:
-        wanted = parse_time(text)
-        if wanted is None:
+    wanted = None if _is_bare_number(text) else parse_time(text)
+    if wanted is None:
+        choice = menu_choice(state, text)
+        if choice == "more":
+            return Go(Step.TIME, state.with_(page=state.page + 1))
+        if choice is None:
             return Retry()
-        slots = _slots_of_day(state, ctx)
-        matching = _starting_at(ctx, slots, wanted)
-        if not matching and wanted.hour < 7:
-            # "2" or "at 2" in a clinic means two in the afternoon, never 02:00.
-            matching = _starting_at(ctx, slots, wanted.replace(hour=wanted.hour + 12))
-        if not matching:
-            return Retry(msg(N_("That time is not free. Please choose one from the list.")),
-                         counts_as_failure=False)
-        slot = matching[0]
-        return Go(Step.CONFIRM, state.with_(slot_id=slot.id, slot_start=slot.starts_at))
-    return _chose_slot(state, choice)
+        return _chose_slot(state, choice)
+    slots = _slots_of_day(state, ctx)
+    matching = _starting_at(ctx, slots, wanted)
+    if not matching and wanted.hour < 12 and (wanted.hour < 7 or state.day_part == "afternoon"):
+        # "2" or "at 2" in a clinic means two in the afternoon, never 02:00.
+        matching = _starting_at(ctx, slots, wanted.replace(hour=wanted.hour + 12))
+    if not matching:
+        return Retry(msg(N_("That time is not free. Please choose one from the list.")),
+                     counts_as_failure=False)
+    return Go(Step.CONFIRM, state.with_(slot_id=matching[0].id, slot_start=matching[0].starts_at))
+
+
+TIME_MARKERS = (":", ".", "点", "時", "时", "am", "pm", "a.m", "p.m", "las ", "la una", "h", "上午", "下午", "中午")
+
+
+def _is_bare_number(text: str) -> bool:
+    """"2", "two", "2 please" pick menu option 2; "2pm", "两点", "a las dos" are times."""
+    from assistant.engine.parse import normalise, parse_number
+
+    folded = normalise(text)
+    return parse_number(text) is not None and not any(marker in folded for marker in TIME_MARKERS)
 
 
 def _starting_at(ctx: Ctx, slots: list[SlotInfo], wanted: time) -> list[SlotInfo]:
@@ -190,7 +200,11 @@ def _chose_slot(state: Conversation, choice: str) -> Go:
 
 
 def soonest_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
-    slots = list(ctx.backend.soonest_slots(state.department_id, ctx.now, 5))
+    # Days this patient already holds in this department would only be refused.
+    taken = {ctx.local(b.starts_at).date() for b in ctx.backend.bookings(ctx.now)
+             if b.patient_ref == state.patient_ref and b.department_id == state.department_id}
+    slots = [s for s in ctx.backend.soonest_slots(state.department_id, ctx.now, 5 + 40)
+             if ctx.local(s.starts_at).date() not in taken][:5]
     if not slots:
         return Go(Step.DAY, state.with_(page=0))
     items = [(f"slot:{s.id}:{s.starts_at.isoformat()}",
@@ -254,7 +268,8 @@ def confirm_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
         sentence, step = refusals.explain(outcome)
         if step == Step.ID_NUMBER and state.patient_ref is not None:
             step = Step.MENU  # a linked patient's identity is already on file
-        return Go(step, state.with_(page=0, slot_id=None, slot_start=None), say=(sentence,))
+        return Go(step, state.with_(page=0, slot_id=None, slot_start=None), say=(sentence,),
+                  desk=refusals.needs_desk(outcome))
     return Go(Step.MENU, _after_booking(state, outcome), say=_booked_sentences(state, outcome))
 
 

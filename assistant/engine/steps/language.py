@@ -63,7 +63,7 @@ def from_text(text: str, supported: Sequence[str]) -> str | None:
         return match_tag("zh", supported)
     lowered = text[:200].lower()
     words = set(lowered.replace("?", " ").replace("!", " ").replace(",", " ").split())
-    if any(marker in lowered if len(marker) > 2 or not marker.isalpha() else marker in words
+    if any(marker in lowered if len(marker) > 2 or not marker.isascii() else marker in words
            for marker in SPANISH_MARKERS):
         return match_tag("es", supported)
     if any(marker in words for marker in ENGLISH_MARKERS):

@@ -107,7 +107,7 @@ def cancel_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
     outcome = ctx.backend.cancel(state.booking_code, ctx.now, ctx.inbound.event_id)
     if isinstance(outcome, Refused):
         sentence, _ = refusals.explain(outcome)
-        return Go(Step.MENU, done_state, say=(sentence,))
+        return Go(Step.MENU, done_state, say=(sentence,), desk=refusals.needs_desk(outcome))
     return Go(Step.MENU, done_state, say=(msg(N_("The booking {code} is cancelled."), code=outcome.code),))
 
 

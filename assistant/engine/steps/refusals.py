@@ -19,6 +19,14 @@ QUOTA_SENTENCES = {
 }
 
 
+# Refusals only the desk can help with: the reply also gives its number and hours.
+DESK_RULES = frozenset({"cancellation_deadline", "patients_per_address", "suspended"})
+
+
+def needs_desk(refused: Refused) -> bool:
+    return refused.rule in DESK_RULES or refused.params.get("quota") == "per_90_days"
+
+
 def explain(refused: Refused) -> tuple[Msg, str]:
     """The sentence for a refusal, and the step that lets the patient act on it."""
     p = refused.params

@@ -1,0 +1,374 @@
+"""Conversation turns per second: the engine on the in-memory fake, and the real path on SQLite.
+
+What is measured: one whole booking conversation, as a new patient writing English by
+SMS sends it (11 turns):
+
+    hello → 1 (book) → 1 (for me) → ID number → name → yes (birth date) → heart →
+    tomorrow → morning|afternoon → 9:30 → yes  ⇒ "Booked: … Your booking code is …"
+
+  * fake:   `engine.handle` against `tests.fakes.FakeBackend.demo()`, the engine alone
+            (parsing, steps, menus) over an in-memory hospital. Every conversation gets
+            its own fresh backend (a fake backend is one address), built before the clock
+            starts.
+  * sqlite: `conversations.run_turn` as every channel calls it: the stored state
+            loaded and decrypted, `handle` over `ServiceBackend` and the service layer,
+            the booking transaction, then the event claimed and the new state encrypted
+            and saved, on a fresh migrated SQLite file with the demo hospital seeded
+            (`jobs.seed_file`, config/demo_hospital.toml).
+
+The figure is turns per second (every conversation must end in a booking code, each
+turn must land on the expected step, and on SQLite the booking rows are counted), and
+the ratio sqlite/fake says what the real path costs on top of the engine itself.
+
+Every SQLite conversation comes from its own phone number, for its own valid resident ID,
+with its own provider event ids. Conversations go to Cardiology on Mondays, Wednesdays
+and Fridays (the only demo days with both a morning and an afternoon, so the morning or
+afternoon question is really asked) and are spread over the slots so that every slot
+keeps at least one free place. Each conversation happens the day before its visit at
+09:00, so "tomorrow" is its visit day; later rounds book later weeks.
+
+After a warm-up, each round measures both, alternating which goes first; the median of
+the rounds is reported.
+
+    python bench/engine.py [--conversations N] [--rounds R] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, time as clock_time, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import event, func, select  # noqa: E402
+
+from assistant import conversations, engine, jobs  # noqa: E402
+from assistant.booking import migrate  # noqa: E402
+from assistant.booking.identity import Keyring  # noqa: E402
+from assistant.booking.models import Booking, Department, Slot  # noqa: E402
+from assistant.bootstrap import App, build, fixed_clock  # noqa: E402
+from assistant.config import PROJECT_ROOT, load_settings  # noqa: E402
+from assistant.engine.messages import Inbound, Say  # noqa: E402
+from tests.fakes import FakeBackend  # noqa: E402
+
+TZ = ZoneInfo("Asia/Shanghai")
+DEMO_FILE = PROJECT_ROOT / "config" / "demo_hospital.toml"
+SEED_DAY = date(2026, 12, 1)  # a Tuesday; the seed's "today"
+CHANNEL = "sms"
+EXPIRY = conversations.DEFAULT_EXPIRY[CHANNEL]  # the fake path idles out like SMS too
+WARMUP = 20  # conversations per path before measuring
+NAMES = ("Wang Fang", "Li Wei", "Zhang Min", "Liu Yang", "Chen Jing", "Zhao Lei")
+# The step each of the 11 turns must land on.
+STEPS = ("menu", "who", "id_number", "name", "birth_confirm", "department", "day", "day_part",
+         "time", "confirm", "menu")
+
+# ---- identities, addresses and scripts -----------------------------------------------
+
+_WEIGHTS = [pow(2, 17 - i, 11) for i in range(17)]  # ISO 7064 MOD 11-2
+
+
+def resident_id(n: int) -> str:
+    """The n-th distinct valid resident ID (Beijing Chaoyang), written as people type it."""
+    birth = date(1940, 1, 1) + timedelta(days=n // 1000)
+    first17 = f"110105{birth:%Y%m%d}{n % 1000:03d}"
+    check = "10X98765432"[sum(int(d) * w for d, w in zip(first17, _WEIGHTS)) % 11]
+    return f"{first17[:6]} {first17[6:14]} {first17[14:]}{check.lower()}"
+
+
+def phone(n: int) -> str:
+    return f"+86139{n // 10000:04d}{n % 10000:04d}"
+
+
+@dataclass(frozen=True)
+class Script:
+    n: int  # the conversation's number: its identity, phone and event ids
+    now: datetime
+    texts: tuple[str, ...]
+
+    @property
+    def address(self) -> str:
+        return phone(self.n)
+
+
+def script(n: int, now: datetime, starts_local: datetime) -> Script:
+    part = "morning" if starts_local.hour < 12 else "afternoon"
+    at = f"{starts_local.hour}:{starts_local.minute:02d}"
+    return Script(n, now, ("hello", "1", "1", resident_id(n), NAMES[n % len(NAMES)], "yes",
+                           "heart", "tomorrow", part, at, "yes"))
+
+
+def booking_code(turn: engine.Turn) -> str | None:
+    for reply in turn.replies:
+        if isinstance(reply, Say) and reply.msg.text.startswith("Booked:"):
+            return reply.msg.params.get("code")
+    return None
+
+
+def check_turn(path: str, conversation: Script, index: int, turn: engine.Turn) -> None:
+    if turn.error or turn.state.step != STEPS[index]:
+        said = "; ".join(getattr(reply, "msg", reply).__repr__()[:160] for reply in turn.replies)
+        raise AssertionError(
+            f"{path}: conversation {conversation.n}, turn {index + 1} ({conversation.texts[index]!r}) "
+            f"landed on {turn.state.step!r}, expected {STEPS[index]!r}; error={turn.error}; said: {said}")
+    if index == len(STEPS) - 1 and booking_code(turn) is None:
+        raise AssertionError(f"{path}: conversation {conversation.n} ended without a booking code")
+
+
+# ---- (a) the engine over the in-memory fake ------------------------------------------------
+
+FAKE_NOW = datetime.combine(date(2026, 12, 1), clock_time(9), tzinfo=TZ).astimezone(timezone.utc)
+FAKE_TIMES = tuple(datetime.combine(date(2026, 12, 2), clock_time(hh, mm), tzinfo=TZ)
+                   for hh, mm in ((8, 0), (8, 30), (9, 0), (9, 30), (10, 0), (10, 30), (14, 0), (14, 30)))
+
+
+class FakeTarget:
+    def __init__(self) -> None:
+        self.started = 0
+        self.turns = 0
+
+    def scripts(self, n: int) -> list[tuple[Script, FakeBackend]]:
+        first, self.started = self.started, self.started + n
+        return [(script(k, FAKE_NOW, FAKE_TIMES[k % len(FAKE_TIMES)]), FakeBackend.demo())
+                for k in range(first, first + n)]
+
+    def run(self, n: int) -> float:
+        """Turns per second through engine.handle; backends are built before timing."""
+        prepared = self.scripts(n)
+        handle = engine.handle
+        turns = 0
+        started = time.perf_counter()
+        for conversation, backend in prepared:
+            state = None
+            for index, text in enumerate(conversation.texts):
+                turn = handle(state, Inbound(text), backend, conversation.now, expiry=EXPIRY)
+                check_turn("fake", conversation, index, turn)
+                state = turn.state
+                turns += 1
+        elapsed = time.perf_counter() - started
+        self.turns += turns
+        return turns / elapsed
+
+
+# ---- (b) the real path: run_turn over SQLite --------------------------------------------------
+
+
+def build_app(url: str, instance: Path) -> App:
+    keys = Keyring.generate()
+    environ = {
+        "ASSISTANT_DATABASE_URL": url,
+        "ASSISTANT_INSTANCE_PATH": str(instance),
+        "ASSISTANT_GENERATE_SECRETS": "false",
+        "ASSISTANT_BLIND_INDEX_KEY": keys.blind_index_key.decode(),
+        "ASSISTANT_ENCRYPTION_KEY": keys.encryption_key.decode(),
+    }
+    seeded_at = datetime.combine(SEED_DAY, clock_time(9), tzinfo=TZ).astimezone(timezone.utc)
+    return build(load_settings(environ=environ), clock=fixed_clock(seeded_at), environ=environ)
+
+
+class SqliteTarget:
+    """The demo hospital seeded far enough ahead for `total` conversations."""
+
+    def __init__(self, app: App, total: int) -> None:
+        self.app = app
+        self.ctx = app.services
+        migrate.upgrade(app.engine)
+        # About 22 places a Monday/Wednesday/Friday when each slot keeps one free: ~9 a week.
+        days = 14 + 7 * (-(-total // 60))
+        jobs.seed_file(app, DEMO_FILE, days=days)
+        self.plan = self._plan()
+        if len(self.plan) < total:
+            raise SystemExit(f"only {len(self.plan)} places for {total} conversations")
+        self.started = 0
+        self.turns = 0
+
+    def _plan(self) -> list[tuple[date, datetime]]:
+        """(visit day, start) per conversation: Cardiology days with a morning and an
+        afternoon, each slot used up to one place short of full, earlier days first."""
+        with self.ctx.uow.read_only() as uow:
+            rows = uow.session.execute(
+                select(Slot.visit_date, Slot.starts_at, Slot.capacity - Slot.booked)
+                .join(Department, Slot.department_id == Department.id)
+                .where(Department.code == "cardiology", Slot.visit_date > SEED_DAY)
+                .order_by(Slot.visit_date, Slot.starts_at)
+            ).all()
+        by_day: dict[date, list[tuple[datetime, int]]] = {}
+        for day, starts, free in rows:
+            by_day.setdefault(day, []).append((starts.astimezone(TZ), free))
+        plan = []
+        for day, slots in by_day.items():
+            if len({s.hour < 12 for s, _ in slots}) < 2:
+                continue
+            for use in range(max(free for _, free in slots) - 1):
+                plan.extend((day, s) for s, free in slots if use < free - 1)
+        return plan
+
+    def scripts(self, n: int) -> list[Script]:
+        first, self.started = self.started, self.started + n
+        result = []
+        for k in range(first, first + n):
+            day, starts = self.plan[k]
+            now = datetime.combine(day - timedelta(days=1), clock_time(9), tzinfo=TZ)
+            result.append(script(k, now.astimezone(timezone.utc), starts))
+        return result
+
+    def run(self, n: int) -> float:
+        """Turns per second through conversations.run_turn."""
+        prepared = self.scripts(n)
+        ctx, run_turn = self.ctx, conversations.run_turn
+        turns = 0
+        started = time.perf_counter()
+        for conversation in prepared:
+            for index, text in enumerate(conversation.texts):
+                inbound = Inbound(text, event_id=f"SMbench{conversation.n:07d}t{index:02d}")
+                result = run_turn(ctx, CHANNEL, conversation.address, inbound, conversation.now)
+                check_turn("sqlite", conversation, index, result.turn)
+                turns += 1
+        elapsed = time.perf_counter() - started
+        self.turns += turns
+        return turns / elapsed
+
+    def bookings(self) -> int:
+        with self.ctx.uow.read_only() as uow:
+            return uow.session.execute(select(func.count()).select_from(Booking)).scalar_one()
+
+
+def count_statements(app_engine, run) -> int:
+    seen = []
+
+    def tally(*_args):
+        seen.append(1)
+
+    event.listen(app_engine, "before_cursor_execute", tally)
+    try:
+        run()
+    finally:
+        event.remove(app_engine, "before_cursor_execute", tally)
+    return len(seen)
+
+
+# ---- measuring and reporting ------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    fake: list[float] = field(default_factory=list)
+    sqlite: list[float] = field(default_factory=list)
+    statements_per_turn: float = 0.0
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.sqlite) / statistics.median(self.fake)
+
+    def line(self) -> str:
+        return (f"engine turns/s: fake {statistics.median(self.fake):.0f}, "
+                f"sqlite {statistics.median(self.sqlite):.0f}, ratio sqlite/fake {self.ratio:.3f}x")
+
+    def detail(self) -> str:
+        rounds = ", ".join(f"{f:.0f}/{s:.0f}" for f, s in zip(self.fake, self.sqlite))
+        ratios = sorted(s / f for f, s in zip(self.fake, self.sqlite))
+        return (f"  rounds (fake/sqlite turns/s): {rounds}; per-round ratio "
+                f"{ratios[0]:.3f}x..{ratios[-1]:.3f}x; SQL statements per sqlite turn "
+                f"{self.statements_per_turn:.1f}; ms per turn: fake "
+                f"{1000 / statistics.median(self.fake):.2f}, sqlite "
+                f"{1000 / statistics.median(self.sqlite):.2f}")
+
+
+_AREAS = (
+    ("/assistant/engine/", "engine (assistant/engine: parse, steps, state)"),
+    ("/assistant/conversation", "run_turn + ServiceBackend (assistant/conversation*.py)"),
+    ("/assistant/", "service layer and the rest of assistant/"),
+    ("/sqlalchemy/orm/", "SQLAlchemy ORM (session, flush, loading)"),
+    ("/sqlalchemy/sql/", "SQLAlchemy SQL (statement building, cache keys, compiling)"),
+    ("/sqlalchemy/engine/", "SQLAlchemy engine (execute, results)"),
+    ("/sqlalchemy/", "SQLAlchemy other (pool, events, util)"),
+    ("sqlite3.", "sqlite3 (C: statements, commit + fsync)"),
+    ("/cryptography/", "cryptography (Fernet)"),
+    ("/phonenumbers/", "phonenumbers"),
+)
+
+
+def print_profile(conversation_count: int, turns: int, profiler: cProfile.Profile) -> None:
+    stats = pstats.Stats(profiler)
+    total = sum(row[2] for row in stats.stats.values())
+    by_area: dict[str, float] = {}
+    for (filename, _line, function), row in stats.stats.items():
+        where = filename if filename != "~" else function
+        area = next((label for needle, label in _AREAS if needle in where),
+                    "Python stdlib and builtins")
+        by_area[area] = by_area.get(area, 0.0) + row[2]
+    print(f"--- sqlite: cProfile of {conversation_count} conversations ({turns} turns), "
+          f"{total / turns * 1000:.2f} ms/turn under the profiler ---")
+    print("self time by area:")
+    for area, seconds in sorted(by_area.items(), key=lambda kv: -kv[1]):
+        print(f"  {seconds / total:6.1%}  {seconds / turns * 1000:6.3f} ms/turn  {area}")
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(r"assistant/", 30)
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(20)
+    print(out.getvalue())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--conversations", type=int, default=100,
+                        help="conversations per round and path, 11 turns each (default 100)")
+    parser.add_argument("--rounds", type=int, default=5, help="measured rounds (default 5)")
+    parser.add_argument("--profile", action="store_true",
+                        help="after measuring, cProfile one more round on the SQLite path")
+    args = parser.parse_args(argv)
+    if args.conversations < 1 or args.rounds < 1:
+        parser.error("--conversations and --rounds must be at least 1")
+    n, rounds = args.conversations, args.rounds
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"{n} conversations ({n * len(STEPS)} turns) per round and path, {rounds} rounds, "
+          f"median reported (warm-up {WARMUP} conversations each); load average at start {load}")
+    total = WARMUP + n * (rounds + (1 if args.profile else 0))
+    fake = FakeTarget()
+    figures = Figures()
+    with tempfile.TemporaryDirectory(prefix="careline-bench-") as tmp:
+        app = build_app(f"sqlite:///{Path(tmp) / 'careline.db'}", Path(tmp) / "instance")
+        try:
+            sqlite = SqliteTarget(app, total)
+            fake.run(WARMUP)
+            figures.statements_per_turn = count_statements(
+                app.engine, lambda: sqlite.run(WARMUP)) / (WARMUP * len(STEPS))
+            for i in range(rounds):
+                if i % 2 == 0:
+                    figures.fake.append(fake.run(n))
+                    figures.sqlite.append(sqlite.run(n))
+                else:
+                    figures.sqlite.append(sqlite.run(n))
+                    figures.fake.append(fake.run(n))
+            if args.profile:
+                profiler = cProfile.Profile()
+                profiler.enable()
+                sqlite.run(n)
+                profiler.disable()
+            booked = sqlite.bookings()
+            if booked != sqlite.started:
+                raise AssertionError(f"sqlite: {booked} bookings stored for {sqlite.started} conversations")
+        finally:
+            app.close()
+    print(figures.line())
+    print(figures.detail())
+    print(f"  every conversation booked: fake {fake.started}, sqlite {booked} "
+          f"(warm-up included)")
+    if args.profile:
+        print_profile(n, n * len(STEPS), profiler)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
