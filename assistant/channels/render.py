@@ -22,21 +22,24 @@ class Renderer:
     catalogs: Catalogs
     timezone: str
 
-    def text(self, message: Msg, locale: str, *, spoken: bool = False, compact: bool = False) -> str:
-        """`compact` drops the bracketed part of names ("Ophthalmology (Eyes)" ->
-        "Ophthalmology"), for an SMS that would not fit otherwise."""
+    def text(self, message: Msg, locale: str, *, spoken: bool = False, compact: int = 0) -> str:
+        """`compact` shortens names for an SMS that would not fit otherwise: 1 drops
+        their bracketed part ("Ophthalmology (Eyes)" -> "Ophthalmology"), 2 also clips
+        them to NAME_CLIP characters. Dates, times and codes are never shortened."""
         params = {k: self._param(k, v, locale, spoken, compact) for k, v in message.params.items()}
         text = self.catalogs.gettext(locale, message.text, **params)
         return _spanish_spoken_articles(text) if spoken and locale == "es" else text
 
-    def _param(self, key: str, value: Any, locale: str, spoken: bool, compact: bool) -> str:
+    def _param(self, key: str, value: Any, locale: str, spoken: bool, compact: int) -> str:
         if spoken and key == "code" and isinstance(value, str):
             return " ".join(value)  # a booking code is spelled out, letter by letter
         if isinstance(value, Msg):
             return self.text(value, locale, spoken=spoken, compact=compact)
         if isinstance(value, Names):
             name = pick_name(value.by_locale, locale)
-            return without_brackets(name) if compact else name
+            if compact >= 1:
+                name = without_brackets(name)
+            return clip(name, NAME_CLIP) if compact >= 2 else name
         if isinstance(value, When):
             return self._when(value, locale, spoken)
         return str(value)
@@ -54,6 +57,13 @@ class Renderer:
             clock = (fmt.format_time_spoken if spoken else fmt.format_time)(value, locale, tz)
             return f"{day} {clock}"
         return (fmt.format_date_spoken if spoken else fmt.format_date_long)(value, locale, tz)
+
+
+NAME_CLIP = 16
+
+
+def clip(label: str, limit: int) -> str:
+    return label if len(label) <= limit else label[: limit - 1].rstrip() + "…"
 
 
 def _spanish_spoken_articles(text: str) -> str:

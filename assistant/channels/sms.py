@@ -3,44 +3,61 @@
 Rule: a prompt (question plus its numbered options) fits in 2 segments and a plain
 yes/no question in 1; the read-back before booking may take 2. GSM-7 allows 160
 characters (153 a part), UCS-2 70 (67 a part); every Chinese message and Spanish "í"
-need UCS-2, so when a menu would not fit, option labels are shortened (the words in
-brackets go first), never the question. Sayings before a prompt share its message
-when they fit, else go in their own.
+need UCS-2, so when a message would not fit, names are shortened (option labels first,
+the words in brackets before the rest), never dates, times or codes, and the wording
+itself is kept. Consecutive pieces share one SMS while the whole fits the budget.
 """
 
 from __future__ import annotations
 
 from assistant.channels.base import Rendered, RenderedOption
-from assistant.channels.render import Renderer, without_brackets
+from assistant.channels.render import Renderer, clip, without_brackets
 from assistant.channels.sms_segments import count_segments
 from assistant.channels.text_forms import handoff_message
-from assistant.engine.messages import Ask, End, ExpectKind, Handoff, Reply, Say
+from assistant.engine.messages import Ask, End, ExpectKind, Handoff, Msg, Reply, Say
 
 PROMPT_SEGMENTS = 2
-YES_NO_SEGMENTS = 1
+COMPACT_LEVELS = (0, 1, 2)  # see Renderer.text: names as they are, unbracketed, clipped
 
 
 def render_sms(replies: tuple[Reply, ...], locale: str, renderer: Renderer) -> Rendered:
-    bodies: list[str] = []
-    pending: list[str] = []
+    pieces: list[str] = []
     options: tuple[RenderedOption, ...] = ()
     expect = "none"
     ended = False
     for reply in replies:
         if isinstance(reply, Say):
-            pending.append(renderer.text(reply.msg, locale))
+            pieces.append(fitted_sentence(reply.msg, locale, renderer))
         elif isinstance(reply, Handoff):
-            pending.append(renderer.text(handoff_message(reply), locale))
+            pieces.append(fitted_sentence(handoff_message(reply), locale, renderer))
         elif isinstance(reply, Ask):
             prompt, options = ask_body(reply, locale, renderer)
             expect = reply.expect.kind.value
-            _flush_with(bodies, pending, prompt, budget=PROMPT_SEGMENTS)
-            pending = []
+            pieces.append(prompt)
         elif isinstance(reply, End):
             ended = True
-    if pending:
-        _flush_with(bodies, pending[:-1], pending[-1], budget=PROMPT_SEGMENTS)
-    return Rendered(tuple(bodies), options, expect, ended)
+    return Rendered(tuple(pack(pieces)), options, expect, ended)
+
+
+def pack(pieces: list[str]) -> list[str]:
+    """Join consecutive pieces into one SMS while the whole stays within the budget."""
+    bodies: list[str] = []
+    for piece in pieces:
+        if bodies and _segments("\n".join([bodies[-1], piece])) <= PROMPT_SEGMENTS:
+            bodies[-1] = "\n".join([bodies[-1], piece])
+        else:
+            bodies.append(piece)
+    return bodies
+
+
+def fitted_sentence(message: Msg, locale: str, renderer: Renderer) -> str:
+    """A sentence, with its names shortened only if it would not fit otherwise."""
+    text = ""
+    for level in COMPACT_LEVELS:
+        text = renderer.text(message, locale, compact=level)
+        if _segments(text) <= PROMPT_SEGMENTS:
+            break
+    return text
 
 
 def ask_body(ask: Ask, locale: str, renderer: Renderer) -> tuple[str, tuple[RenderedOption, ...]]:
@@ -50,29 +67,23 @@ def ask_body(ask: Ask, locale: str, renderer: Renderer) -> tuple[str, tuple[Rend
     keys = [o.key for o in ask.expect.options]
     options = tuple(RenderedOption(k, label) for k, label in zip(keys, labels))
     body = ""
-    for compact in (False, True):
-        question = renderer.text(ask.msg, locale, compact=compact)
+    for level in COMPACT_LEVELS:
+        question = renderer.text(ask.msg, locale, compact=level)
         if ask.expect.kind is ExpectKind.YES_NO:
             body = f"{question}\n" + "  ".join(f"{k} {label}" for k, label in zip(keys, labels))
-            if count_segments(body).segments <= PROMPT_SEGMENTS:
+            if _segments(body) <= PROMPT_SEGMENTS:
                 return body, options
             continue
         for shorten in (_as_is, without_brackets, _clipped(18), _clipped(12), _clipped(8)):
             shown = [shorten(label) for label in labels]
             body = "\n".join([question] + [f"{k} {label}" for k, label in zip(keys, shown)])
-            if count_segments(body).segments <= PROMPT_SEGMENTS:
+            if _segments(body) <= PROMPT_SEGMENTS:
                 return body, options
     return body, options
 
 
-def _flush_with(bodies: list[str], sayings: list[str], last: str, *, budget: int) -> None:
-    """Put sayings in front of `last` when the whole still fits the budget."""
-    combined = "\n".join(sayings + [last])
-    if not sayings or count_segments(combined).segments <= max(budget, count_segments(last).segments):
-        bodies.append(combined)
-        return
-    bodies.append("\n".join(sayings))
-    bodies.append(last)
+def _segments(text: str) -> int:
+    return count_segments(text).segments
 
 
 def _as_is(label: str) -> str:
@@ -80,7 +91,6 @@ def _as_is(label: str) -> str:
 
 
 def _clipped(limit: int):
-    def clip(label: str) -> str:
-        label = without_brackets(label)
-        return label if len(label) <= limit else label[: limit - 1].rstrip() + "…"
-    return clip
+    def shorten(label: str) -> str:
+        return clip(without_brackets(label), limit)
+    return shorten

@@ -142,6 +142,8 @@ def _enter(state: Conversation, step: str, ctx: Ctx, say: list[Msg], *, simple: 
     `extra` replies go after the sayings, before the question."""
     replies: list[Reply] = [Say(m) for m in say] + list(extra)
     for _ in range(8):
+        if step not in STEPS:  # a state saved by an older version: start from the menu
+            step = Step.MENU
         handlers = STEPS[step]
         result = handlers.prompt(state.with_(step=step), ctx)
         if isinstance(result, Go):

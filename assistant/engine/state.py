@@ -30,7 +30,7 @@ class IdentityDraft:
 
 @dataclass(frozen=True)
 class Conversation:
-    step: str = "start"
+    step: str = "menu"
     locale: str | None = None
     patient_ref: int | None = None  # a linked patient chosen from the list
     relation: str | None = None  # self | family

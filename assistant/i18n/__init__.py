@@ -354,6 +354,7 @@ def _write_mo_atomically(mo_path: Path, catalog: Catalog) -> None:
     try:
         with os.fdopen(handle, "wb") as mo_file:
             write_mo(mo_file, catalog)
+        os.chmod(temporary, 0o644)  # mkstemp makes 0600; a service user must read it
         os.replace(temporary, mo_path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -162,7 +162,7 @@ def time_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
             return Go(Step.TIME, state.with_(page=state.page + 1))
         if choice is None:
             return Retry()
-        return _chose_slot(state, choice)
+        return _chose_slot(state, choice, ctx)
     slots = _slots_of_day(state, ctx)
     matching = _starting_at(ctx, slots, wanted)
     if not matching and wanted.hour < 12 and (wanted.hour < 7 or state.day_part == "afternoon"):
@@ -189,11 +189,15 @@ def _starting_at(ctx: Ctx, slots: list[SlotInfo], wanted: time) -> list[SlotInfo
     return [s for s in slots if ctx.local(s.starts_at).time().replace(second=0, microsecond=0) == wanted]
 
 
-def _chose_slot(state: Conversation, choice: str) -> Go:
+def _chose_slot(state: Conversation, choice: str, ctx: Ctx) -> Go:
     from datetime import datetime
 
     _, slot_id, starts = choice.split(":", 2)
-    return Go(Step.CONFIRM, state.with_(slot_id=int(slot_id), slot_start=datetime.fromisoformat(starts)))
+    starts_at = datetime.fromisoformat(starts)
+    local = ctx.local(starts_at)
+    # Keep the day and part too, so `*` from the read-back returns to this day's times.
+    return Go(Step.CONFIRM, state.with_(slot_id=int(slot_id), slot_start=starts_at, day=local.date(),
+                                        day_part="morning" if local.time() < NOON else "afternoon"))
 
 
 # ---- book again: the soonest times --------------------------------------------------------------
@@ -220,7 +224,7 @@ def soonest_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
         return Retry()
     if choice == "other_day":
         return Go(Step.DAY, state.with_(page=0))
-    return _chose_slot(state, choice)
+    return _chose_slot(state, choice, ctx)
 
 
 # ---- read-back and booking ----------------------------------------------------------------------

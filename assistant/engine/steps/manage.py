@@ -37,7 +37,7 @@ def bookings_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
     if not bookings:
         return ask_menu(state, msg(N_("You have no upcoming bookings.")),
                         [("book", msg(N_("Book an appointment")))])
-    items = [(f"code:{b.code}", msg(N_("{department}, {date} {time}, {name}"),
+    items = [(f"code:{b.code}", msg(N_("{date} {time}, {name}: {department}"),
                                      department=Names(dict(b.department_names)),
                                      date=When(b.starts_at, "date_short"),
                                      time=When(b.starts_at, "time"), name=b.patient_name))
@@ -64,7 +64,7 @@ def action_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
                   say=(msg(N_("That booking can no longer be changed.")),))
     question = msg(N_("{department}, {date} at {time}, for {name}. Code {code}."),
                    department=Names(dict(booking.department_names)),
-                   date=When(booking.starts_at, "date"), time=When(booking.starts_at, "time"),
+                   date=When(booking.starts_at, "date_short"), time=When(booking.starts_at, "time"),
                    name=booking.patient_name, code=booking.code)
     items = [("cancel", msg(N_("Cancel this booking"))), ("change", msg(N_("Change the time"))),
              ("keep", msg(N_("Keep it")))]

@@ -1,0 +1,341 @@
+"""Bookings per second through the service layer, against a plain INSERT + COMMIT loop.
+
+What is measured: `service.book_slot` as a channel calls it (the call in
+`assistant/conversation_backend.py`: an SMS from a phone number, a typed identity, an
+idempotency key from the inbound message): identity validation, blind indexes, Fernet
+encryption, the idempotency claim, the address, patient and slot locks, the link, the
+quota and capacity rules, the audit chain and one commit. Every booking is for a
+distinct, valid Chinese resident ID and a distinct phone, into released slots with
+room, so every result must be `Booked`.
+
+The baseline: a loop of one-row INSERT plus COMMIT into a simple table in the same
+database, through the same engine (`create_db_engine`, via `bootstrap.build`). It costs
+what any durable write costs on that database (on SQLite: WAL, synchronous=FULL, the
+busy timeout and BEGIN IMMEDIATE; on PostgreSQL: the server's synchronous_commit, the
+round trips and the pool's pre-ping), so the ratio says how much the booking rules add
+on top of the one commit a booking cannot avoid.
+
+After a warm-up, each round measures both, alternating which goes first, and the
+median of the rounds is reported. PostgreSQL runs in a schema private to the run,
+created and dropped here; it is skipped with a message when unreachable.
+
+    python bench/bookings.py [--bookings N] [--rounds R] [--only sqlite|postgres]
+                             [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, time as clock_time, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, event, insert, text  # noqa: E402
+
+from assistant.booking import migrate, results as r, service  # noqa: E402
+from assistant.booking.identity import Keyring  # noqa: E402
+from assistant.booking.models import Department, Hospital, Slot  # noqa: E402
+from assistant.booking.service import AddressInput, IdentityInput  # noqa: E402
+from assistant.bootstrap import App, build  # noqa: E402
+from assistant.config import load_settings  # noqa: E402
+
+POSTGRES_URL = os.environ.get(
+    "ASSISTANT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+TZ = ZoneInfo("Asia/Shanghai")
+VISIT = date(2026, 12, 8)  # released 1 Dec 15:00, booking closes 7 Dec 16:00 (local)
+NOW = datetime(2026, 12, 5, 9, 0, tzinfo=TZ).astimezone(timezone.utc)
+SLOT_CAPACITY = 10
+WARMUP = 100
+NAMES = ("Wang Fang", "Li Wei", "Zhang Min", "刘洋", "陈静", "Chen Jie")
+
+# ---- identities --------------------------------------------------------------------
+
+_WEIGHTS = [pow(2, 17 - i, 11) for i in range(17)]  # ISO 7064 MOD 11-2
+
+
+def resident_id(n: int) -> tuple[str, date]:
+    """The n-th distinct valid resident ID (Beijing Chaoyang), and its birth date."""
+    birth = date(1940, 1, 1) + timedelta(days=n // 1000)
+    first17 = f"110105{birth:%Y%m%d}{n % 1000:03d}"
+    check = "10X98765432"[sum(int(d) * w for d, w in zip(first17, _WEIGHTS)) % 11]
+    return first17 + check, birth
+
+
+def patient(n: int) -> IdentityInput:
+    number, birth = resident_id(n)
+    return IdentityInput("cn_resident_id", number, NAMES[n % len(NAMES)], birth_date=birth)
+
+
+def caller(n: int) -> AddressInput:
+    """A distinct mobile number per booking (an address may book for 3 patients)."""
+    return AddressInput("phone", f"+86 139 {n // 10000:04d} {n % 10000:04d}")
+
+
+# ---- one database under test ---------------------------------------------------------
+
+_baseline_metadata = MetaData()
+BASELINE = Table(
+    "bench_baseline_insert", _baseline_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("payload", String(200), nullable=False),
+)
+PAYLOAD = "x" * 100
+
+
+class Target:
+    """A migrated database with one hospital and enough released slots."""
+
+    def __init__(self, app: App, total_bookings: int) -> None:
+        self.app = app
+        self.engine = app.engine
+        self.ctx = app.services
+        self.booked = 0
+        _baseline_metadata.create_all(self.engine)
+        with self.ctx.uow() as uow:
+            session = uow.session
+            hospital = Hospital(code="bench", names={"en": "Bench Hospital"},
+                                timezone="Asia/Shanghai", desk_phone="+861065120000",
+                                desk_hours={"en": "Mon-Fri"}, policy_overrides={})
+            session.add(hospital)
+            session.flush()
+            department = Department(hospital_id=hospital.id, code="cardiology",
+                                    names={"en": "Cardiology"}, keywords={},
+                                    policy_overrides={}, sort_order=0, active=True)
+            session.add(department)
+            session.flush()
+            release = datetime.combine(VISIT - timedelta(days=7), clock_time(15), tzinfo=TZ)
+            first = datetime.combine(VISIT, clock_time(8), tzinfo=TZ)
+            slots = []
+            for i in range(-(-total_bookings // SLOT_CAPACITY)):
+                starts = first + timedelta(seconds=20 * i)  # distinct times, same day
+                slots.append(Slot(department_id=department.id, starts_at=starts,
+                                  ends_at=starts + timedelta(minutes=30), visit_date=VISIT,
+                                  capacity=SLOT_CAPACITY, booked=0, release_at=release))
+            session.add_all(slots)
+            session.flush()
+            self.slot_ids = [s.id for s in slots]
+            uow.commit()
+
+    def baseline(self, n: int) -> float:
+        """Inserts per second: one row, one transaction, one commit each."""
+        statement = insert(BASELINE)
+        engine = self.engine
+        started = time.perf_counter()
+        for _ in range(n):
+            with engine.begin() as connection:
+                connection.execute(statement, {"payload": PAYLOAD})
+        return n / (time.perf_counter() - started)
+
+    def service(self, n: int) -> float:
+        """Bookings per second through service.book_slot."""
+        ctx, slot_ids, first = self.ctx, self.slot_ids, self.booked
+        started = time.perf_counter()
+        for k in range(first, first + n):
+            result = service.book_slot(
+                ctx, identity_input=patient(k), slot_id=slot_ids[k // SLOT_CAPACITY],
+                channel="sms", now=NOW, booked_by=caller(k), relation="self",
+                idempotency_key=f"sms:bench-{k}:book",  # as conversation_backend keys it
+            )
+            if not isinstance(result, r.Booked):
+                raise AssertionError(f"booking {k} was refused: {result!r}")
+        elapsed = time.perf_counter() - started
+        self.booked += n
+        return n / elapsed
+
+
+@dataclass
+class Figures:
+    name: str
+    baseline: list[float]
+    service: list[float]
+    baseline_statements: float = 0.0
+    service_statements: float = 0.0
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.service) / statistics.median(self.baseline)
+
+    def line(self) -> str:
+        return (f"{self.name}: baseline {statistics.median(self.baseline):.0f} inserts/s, "
+                f"service {statistics.median(self.service):.0f} bookings/s, "
+                f"ratio {self.ratio:.2f}x")
+
+    def detail(self) -> str:
+        rounds = ", ".join(f"{b:.0f}/{s:.0f}" for b, s in zip(self.baseline, self.service))
+        ratios = sorted(s / b for b, s in zip(self.baseline, self.service))
+        return (f"  rounds (baseline/service): {rounds}; "
+                f"per-round ratio {ratios[0]:.2f}x..{ratios[-1]:.2f}x; "
+                f"SQL statements per operation: baseline {self.baseline_statements:.0f}, "
+                f"service {self.service_statements:.0f}")
+
+
+def count_statements(engine, run) -> int:
+    """How many statements `run` sends through a cursor: SQLite's BEGIN IMMEDIATE and
+    SAVEPOINTs count; COMMIT, psycopg's implicit BEGIN and the pre-ping don't."""
+    seen = []
+
+    def tally(*_args):
+        seen.append(1)
+
+    event.listen(engine, "before_cursor_execute", tally)
+    try:
+        run()
+    finally:
+        event.remove(engine, "before_cursor_execute", tally)
+    return len(seen)
+
+
+def measure(name: str, target: Target, bookings: int, rounds: int, profile: bool) -> Figures:
+    figures = Figures(name, [], [])
+    # Warm-up (pool, statement caches, prepared statements), counting statements too.
+    figures.baseline_statements = count_statements(
+        target.engine, lambda: target.baseline(WARMUP)) / WARMUP
+    figures.service_statements = count_statements(
+        target.engine, lambda: target.service(WARMUP)) / WARMUP
+    for i in range(rounds):
+        if i % 2 == 0:
+            figures.baseline.append(target.baseline(bookings))
+            figures.service.append(target.service(bookings))
+        else:
+            figures.service.append(target.service(bookings))
+            figures.baseline.append(target.baseline(bookings))
+    if profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        target.service(bookings)
+        profiler.disable()
+        print_profile(name, bookings, profiler)
+    return figures
+
+
+_AREAS = (
+    ("/sqlalchemy/orm/", "SQLAlchemy ORM (session, flush, loading)"),
+    ("/sqlalchemy/sql/", "SQLAlchemy SQL (statement building, cache keys, compiling)"),
+    ("/sqlalchemy/engine/", "SQLAlchemy engine (execute, results)"),
+    ("/sqlalchemy/", "SQLAlchemy other (pool, events, util)"),
+    ("/psycopg", "psycopg (driver, waiting for the server)"),
+    ("sqlite3.", "sqlite3 (C: statements, commit + fsync)"),
+    ("/cryptography/", "cryptography (Fernet)"),
+    ("/assistant/", "CareLine code (assistant/)"),
+)
+
+
+def print_profile(name: str, bookings: int, profiler: cProfile.Profile) -> None:
+    stats = pstats.Stats(profiler)
+    total = sum(row[2] for row in stats.stats.values())
+    by_area: dict[str, float] = {}
+    for (filename, _line, function), row in stats.stats.items():
+        where = filename if filename != "~" else function
+        area = next((label for needle, label in _AREAS if needle in where),
+                    "Python stdlib and builtins")
+        by_area[area] = by_area.get(area, 0.0) + row[2]
+    print(f"--- {name}: cProfile of {bookings} service bookings, "
+          f"{total / bookings * 1000:.2f} ms/booking under the profiler ---")
+    print("self time by area:")
+    for area, seconds in sorted(by_area.items(), key=lambda kv: -kv[1]):
+        print(f"  {seconds / total:6.1%}  {seconds / bookings * 1000:6.3f} ms/booking  {area}")
+    out = io.StringIO()
+    own = pstats.Stats(profiler, stream=out).sort_stats("cumulative")
+    own.print_stats(r"assistant/", 25)
+    own.print_stats(r"sqlalchemy/orm/session.py:.*\((execute|flush|get|commit)\)", 6)
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(15)
+    print(out.getvalue())
+
+
+def build_app(url: str, instance: Path) -> App:
+    keys = Keyring.generate()
+    environ = {
+        "ASSISTANT_DATABASE_URL": url,
+        "ASSISTANT_INSTANCE_PATH": str(instance),
+        "ASSISTANT_GENERATE_SECRETS": "false",
+        "ASSISTANT_BLIND_INDEX_KEY": keys.blind_index_key.decode(),
+        "ASSISTANT_ENCRYPTION_KEY": keys.encryption_key.decode(),
+    }
+    return build(load_settings(environ=environ), environ=environ)
+
+
+def total_bookings(args) -> int:
+    return WARMUP + args.bookings * (args.rounds + (1 if args.profile else 0))
+
+
+def run_sqlite(args) -> Figures:
+    with tempfile.TemporaryDirectory(prefix="careline-bench-") as tmp:
+        app = build_app(f"sqlite:///{Path(tmp) / 'careline.db'}", Path(tmp) / "instance")
+        try:
+            migrate.upgrade(app.engine)
+            return measure("sqlite", Target(app, total_bookings(args)), args.bookings,
+                           args.rounds, args.profile)
+        finally:
+            app.close()
+
+
+def run_postgres(args) -> Figures | None:
+    schema = f"careline_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT",
+                          connect_args={"connect_timeout": 5})
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f"CREATE SCHEMA {schema}"))
+    except Exception as exc:
+        admin.dispose()
+        print(f"postgres: skipped, {POSTGRES_URL} is unreachable "
+              f"({type(exc).__name__}: {str(exc).strip().splitlines()[0]}); "
+              "set ASSISTANT_TEST_POSTGRES_URL or start PostgreSQL")
+        return None
+    try:
+        separator = "&" if "?" in POSTGRES_URL else "?"
+        url = f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+        with tempfile.TemporaryDirectory(prefix="careline-bench-") as tmp:
+            app = build_app(url, Path(tmp) / "instance")
+            try:
+                migrate.upgrade(app.engine)
+                return measure("postgres", Target(app, total_bookings(args)), args.bookings,
+                               args.rounds, args.profile)
+            finally:
+                app.close()
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bookings", type=int, default=400,
+                        help="bookings (and baseline inserts) per round (default 400)")
+    parser.add_argument("--rounds", type=int, default=5, help="measured rounds (default 5)")
+    parser.add_argument("--only", choices=("sqlite", "postgres"), help="one database only")
+    parser.add_argument("--profile", action="store_true",
+                        help="after measuring, cProfile one more round of service bookings")
+    args = parser.parse_args(argv)
+    if args.bookings < 1 or args.rounds < 1:
+        parser.error("--bookings and --rounds must be at least 1")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"{args.bookings} operations per round, {args.rounds} rounds, median reported "
+          f"(warm-up {WARMUP} each); load average at start {load}")
+    for name, run in (("sqlite", run_sqlite), ("postgres", run_postgres)):
+        if args.only in (None, name):
+            figures = run(args)
+            if figures is not None:
+                print(figures.line())
+                print(figures.detail())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
