@@ -11,9 +11,7 @@ import json
 import logging
 import os
 import sys
-from datetime import date, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import click
 

@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any, Mapping
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
 from assistant.booking.models import ConversationRecord, ProcessedEvent
 from assistant.booking.events import claim_event, dialect_insert

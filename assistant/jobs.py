@@ -6,7 +6,6 @@ Rule: orchestration only; the rules live in booking/.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 

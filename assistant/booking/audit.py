@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import JSON, Connection, bindparam, select, text
 from sqlalchemy.orm import Session
 
-from assistant.booking.models import AuditEvent, AuditHead
+from assistant.booking.models import AuditEvent, AuditHead, UTCDateTime
 
 GENESIS_HASH = "0" * 64
 
@@ -52,38 +52,78 @@ def _hashed_fields(event_id: int, at: datetime, actor: str, channel: str, action
     }
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One event to append: what happened, to what, by whom, when."""
+
+    actor: Actor
+    action: str
+    subject: str
+    details: dict[str, Any]
+    at: datetime
+
+
+# Textual statements, compiled once: appending is on every booking's path.
+_LOCK_HEAD = text(
+    "UPDATE audit_head SET event_count = event_count + :n WHERE id = 1 "
+    "RETURNING last_event_id, last_hash"
+)
+_INSERT_HEAD = text(
+    "INSERT INTO audit_head (id, last_event_id, last_hash, event_count) "
+    "VALUES (1, 0, :genesis, 0) ON CONFLICT (id) DO NOTHING"
+)
+_INSERT_EVENT = text(
+    "INSERT INTO audit_event (id, at, actor, channel, action, subject, details, prev_hash, hash) "
+    "VALUES (:id, :at, :actor, :channel, :action, :subject, :details, :prev_hash, :hash)"
+).bindparams(bindparam("at", type_=UTCDateTime), bindparam("details", type_=JSON))
+_MOVE_HEAD = text("UPDATE audit_head SET last_event_id = :last_id, last_hash = :last_hash WHERE id = 1")
+_PENDING = "careline_audit_pending"
+
+
 def append(session: Session, key: bytes, *, actor: Actor, action: str, subject: str,
-           details: dict[str, Any], at: datetime) -> AuditEvent:
-    """Append one event. Locks the head row, so appends are ordered across instances."""
-    head = _lock_head(session)
-    event_id = head.last_event_id + 1
-    at = at.astimezone(timezone.utc)  # the column keeps UTC; verify() hashes what it reads
-    fields_ = _hashed_fields(event_id, at, actor.name, actor.channel, action, subject, details)
-    digest = event_hash(key, head.last_hash, fields_)
-    event = AuditEvent(
-        id=event_id, at=at, actor=actor.name, channel=actor.channel, action=action,
-        subject=subject, details=details, prev_hash=head.last_hash, hash=digest,
-    )
-    session.add(event)
-    session.execute(
-        update(AuditHead).where(AuditHead.id == 1).values(
-            last_event_id=event_id, last_hash=digest, event_count=AuditHead.event_count + 1
-        )
-    )
-    return event
+           details: dict[str, Any], at: datetime) -> None:
+    """Record an event to append when the unit of work commits."""
+    defer(session, key, [Entry(actor, action, subject, details, at)])
 
 
-def _lock_head(session: Session) -> AuditHead:
-    head = session.execute(
-        select(AuditHead).where(AuditHead.id == 1).with_for_update()
-    ).scalar_one_or_none()
-    if head is None:
-        session.add(AuditHead(id=1, last_event_id=0, last_hash=GENESIS_HASH, event_count=0))
-        session.flush()
-        head = session.execute(
-            select(AuditHead).where(AuditHead.id == 1).with_for_update()
-        ).scalar_one()
-    return head
+def defer(session: Session, key: bytes, entries: list[Entry]) -> None:
+    """Events are written just before commit, so the audit head, which every writer
+    shares, is always the last lock a transaction takes: no deadlock can form around it,
+    and it is held only for the commit."""
+    pending = session.info.setdefault(_PENDING, [])
+    pending.extend((key, entry) for entry in entries)
+
+
+def write_pending(session: Session) -> None:
+    """Called by UnitOfWork.commit."""
+    pending = session.info.pop(_PENDING, [])
+    if pending:
+        append_many(session.connection(), pending[0][0], [entry for _, entry in pending])
+
+
+def append_many(connection: Connection, key: bytes, entries: list[Entry]) -> None:
+    """Append events in order. Locking the head row orders appends across instances."""
+    if not entries:
+        return
+    head = connection.execute(_LOCK_HEAD, {"n": len(entries)}).first()
+    if head is None:  # a database created without the migration's head row
+        connection.execute(_INSERT_HEAD, {"genesis": GENESIS_HASH})
+        head = connection.execute(_LOCK_HEAD, {"n": len(entries)}).first()
+    last_id, last_hash = head
+    rows = []
+    for entry in entries:
+        last_id += 1
+        at = entry.at.astimezone(timezone.utc)  # the column keeps UTC; verify() hashes what it reads
+        fields_ = _hashed_fields(last_id, at, entry.actor.name, entry.actor.channel,
+                                 entry.action, entry.subject, entry.details)
+        digest = event_hash(key, last_hash, fields_)
+        rows.append({"id": last_id, "at": at, "actor": entry.actor.name,
+                     "channel": entry.actor.channel, "action": entry.action,
+                     "subject": entry.subject, "details": entry.details,
+                     "prev_hash": last_hash, "hash": digest})
+        last_hash = digest
+    connection.execute(_INSERT_EVENT, rows)
+    connection.execute(_MOVE_HEAD, {"last_id": last_id, "last_hash": last_hash})
 
 
 @dataclass(frozen=True)

@@ -71,17 +71,19 @@ def quota_breach(policy: Policy, held: Sequence[HeldBooking], new: HeldBooking) 
 def busiest_window(dates: Iterable[date], days: int, containing: date | None = None) -> int:
     """The most visit days that fall within any `days` consecutive days (counting
     repeats); with `containing`, only windows that include that day."""
-    counts = Counter(dates)
-    if not counts:
+    ordered = sorted(dates)
+    if not ordered:
         return 0
-    if containing is not None:
-        starts = [containing - timedelta(days=offset) for offset in range(days)]
-    else:
-        starts = sorted(counts)
     best = 0
-    for start in starts:
-        end = start + timedelta(days=days - 1)
-        best = max(best, sum(n for d, n in counts.items() if start <= d <= end))
+    # A busiest window can always start on a visit day (moving its start forward to the
+    # first visit loses nothing), so try each visit day as a start and slide the end.
+    end = 0
+    for start, first in enumerate(ordered):
+        last_day = first + timedelta(days=days - 1)
+        while end < len(ordered) and ordered[end] <= last_day:
+            end += 1
+        if containing is None or first <= containing <= last_day:
+            best = max(best, end - start)
     return best
 
 

@@ -9,7 +9,7 @@ capacity below the places already booked. Such conflicts are reported for staff.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, exists, select

@@ -16,12 +16,12 @@ from datetime import date, datetime, timedelta
 from typing import Any, Callable, Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from assistant.booking import audit, identity, policy as rules, results as r
-from assistant.booking.events import claim_event, dialect_insert
+from assistant.booking import audit, identity, policy as rules, results as r, statements as sql
+from assistant.booking.events import claim_event
 from assistant.booking.identity import IdentityRefusal, Keyring
 from assistant.booking.models import (
     ACTIVE_STATUSES,
@@ -29,7 +29,6 @@ from assistant.booking.models import (
     CANCELLED,
     CHECKED_IN,
     NO_SHOW,
-    QUOTA_STATUSES,
     Booking,
     ChannelAddress,
     Department,
@@ -215,86 +214,106 @@ def book_slot(ctx: ServiceContext, *, slot_id: int, channel: str, now: datetime,
     """Book one place in a slot for one real identity: typed in (`identity_input`), or
     a patient already linked to the booking address (`patient_ref`)."""
 
-    def attempt(uow: UnitOfWork) -> r.Booked | r.Refusal:
-        session = uow.session
-        address = None
+    def attempt(uow: UnitOfWork) -> tuple[r.Booked | r.Refusal, list[audit.Entry]]:
+        connection = uow.session.connection()
+        address_id, actor = None, audit.Actor(f"staff:{staff.username}" if staff else "anonymous", channel)
         if booked_by is not None:
-            address = _lock_address(ctx, session, booked_by, now)
-            if isinstance(address, r.Refusal):
-                return address
+            locked = _lock_address_row(ctx, connection, booked_by, now)
+            if isinstance(locked, r.Refusal):
+                return locked, []
+            address_id, address_name = locked
+            if staff is None:
+                actor = audit.Actor(address_name, channel)
         if patient_ref is not None:
-            if address is None or not _is_linked(session, address.id, patient_ref):
-                return r.NotPermitted()
-            patient = _lock_patient(session, patient_ref)
+            row = connection.execute(sql.LOCK_PATIENT_BY_ID, {"patient_id": patient_ref}).first()
+            if row is None or address_id is None:
+                return r.NotPermitted(), []
+            patient = LockedPatient(row.id, row.id_last4)
         elif identity_input is not None:
-            patient = _upsert_and_lock_patient(ctx, session, identity_input, now)
+            patient = _lock_patient_row(ctx, connection, identity_input, now)
+            if isinstance(patient, r.Refusal):
+                return patient, []
         else:
-            return r.InvalidIdentity(field="id_number", reason="empty")
-        if isinstance(patient, r.Refusal):
-            return patient
-        if address is not None:
-            linked = _ensure_link(ctx, session, address, patient, relation, channel, now)
-            if isinstance(linked, r.Refusal):
-                return linked
-        actor = _actor(address, staff, channel)
-        return _book_locked(ctx, session, patient, slot_id, channel, now, actor,
-                            address_id=address.id if address else None,
-                            staff=staff, replacing=None)
+            return r.InvalidIdentity(field="id_number", reason="empty"), []
+        return _book_locked(ctx, connection, patient, slot_id, channel, now, actor,
+                            address_id=address_id, staff=staff, replacing_id=None,
+                            relation=relation, must_be_linked=patient_ref is not None)
 
-    return _run(ctx, "book", idempotency_key, now, attempt)
+    return _run_booking(ctx, "book", idempotency_key, now, attempt)
 
 
-def _book_locked(ctx: ServiceContext, session: Session, patient: Patient, slot_id: int,
-                 channel: str, now: datetime, actor: audit.Actor, *, address_id: int | None,
-                 staff: Staff | None, replacing: Booking | None) -> r.Booked | r.Refusal:
-    """Book with the patient's row lock already held. `replacing` is excluded from the
-    quota counts (a reschedule moves it rather than adding one)."""
-    slot = session.get(Slot, slot_id)
+@dataclass(frozen=True)
+class LockedPatient:
+    """A patient whose row lock this transaction holds."""
+
+    id: int
+    id_last4: str
+
+
+def _book_locked(ctx: ServiceContext, connection: Connection, patient: LockedPatient,
+                 slot_id: int, channel: str, now: datetime, actor: audit.Actor, *,
+                 address_id: int | None, staff: Staff | None, replacing_id: int | None,
+                 relation: str = "self", must_be_linked: bool = False,
+                 ) -> tuple[r.Booked | r.Refusal, list[audit.Entry]]:
+    """Book with the patient's (and address's) row lock already held. `replacing_id` is
+    left out of the quota counts: a reschedule moves a booking rather than adding one.
+    Returns the result and the audit entries to append if it stands."""
+    facts = connection.execute(sql.SUSPENSION_AND_LINKS, {
+        "patient_id": patient.id, "address_id": address_id, "now": now}).one()
+    new_link = address_id is not None and not facts.linked
+    if new_link:
+        if must_be_linked:
+            return r.NotPermitted(), []
+        limit = ctx.settings.policy.patients_per_address  # hospital-wide, not per department
+        if limit and facts.links >= limit:
+            return r.TooManyPatients(limit=limit), []
+    slot = connection.execute(sql.SLOT_WITH_RULES, {"slot_id": slot_id}).first()
     if slot is None:
-        return r.SlotNotFound()
-    department = session.get(Department, slot.department_id)
-    policy, tz = _department_rules(ctx, session, department)
+        return r.SlotNotFound(), []
+    policy = ctx.settings.policy.overridden(slot.hospital_policy).overridden(slot.policy_overrides)
+    tz = ZoneInfo(slot.timezone)
     if now < slot.release_at:
-        return r.NotYetOpen(opens_at=slot.release_at)
+        return r.NotYetOpen(opens_at=slot.release_at), []
     closes_at = rules.booking_closes_at(policy, slot.visit_date, tz)
     if now >= closes_at:
-        return r.BookingClosed(closed_at=closes_at)
-    suspension = _active_suspension(session, patient.id, now)
-    if suspension is not None:
-        return r.Suspended(reason=suspension.rule, until=suspension.ends_at)
-    existing = session.execute(
-        select(Booking.code).where(
-            Booking.patient_id == patient.id, Booking.slot_id == slot.id,
-            Booking.status.in_(ACTIVE_STATUSES),
-        )
-    ).scalar_one_or_none()
-    if existing is not None:
-        return r.AlreadyBooked(code=existing)
-    breach = rules.quota_breach(
-        policy, _held_bookings(session, patient.id, slot.visit_date, exclude=replacing),
-        rules.HeldBooking(slot.visit_date, slot.department_id),
-    )
+        return r.BookingClosed(closed_at=closes_at), []
+    if facts.until is not None:
+        return r.Suspended(reason=facts.rule, until=facts.until), []
+    held = [row for row in connection.execute(sql.HELD_BOOKINGS, {
+        "patient_id": patient.id, "earliest": slot.visit_date - timedelta(days=90),
+        "latest": slot.visit_date + timedelta(days=90)}) if row.id != replacing_id]
+    for row in held:
+        if row.slot_id == slot.id and row.status in ACTIVE_STATUSES:
+            return r.AlreadyBooked(code=row.code), []
+    breach = rules.quota_breach(policy, [rules.HeldBooking(row.visit_date, row.department_id) for row in held],
+                                rules.HeldBooking(slot.visit_date, slot.department_id))
     if breach is not None:
-        return r.QuotaExceeded(quota=breach.quota, limit=breach.limit)
-    if not _take_place(session, slot.id):
-        return r.SlotFull()
-    booking = Booking(
-        code=_new_code(session), patient_id=patient.id, slot_id=slot.id,
-        department_id=slot.department_id, visit_date=slot.visit_date, status=BOOKED,
-        channel=channel, booked_by_address_id=address_id,
-        booked_by_staff=staff.username if staff else None,
-        rescheduled_from_id=replacing.id if replacing else None,
-        created_at=now, updated_at=now,
-    )
-    session.add(booking)
-    session.flush()
-    audit.append(session, ctx.keyring.audit_key, actor=actor, action="booking.created",
-                 subject=f"booking:{booking.code}",
-                 details={"patient": _patient_ref(patient), "slot": slot.id,
-                          "department": department.code,
-                          "starts_at": slot.starts_at.isoformat()},
-                 at=now)
-    return r.Booked(_booking_view(ctx, session, booking, slot=slot, department=department))
+        return r.QuotaExceeded(quota=breach.quota, limit=breach.limit), []
+    if connection.execute(sql.TAKE_PLACE, {"slot_id": slot.id}).first() is None:
+        return r.SlotFull(), []
+    entries = []
+    if new_link:
+        link_relation = "family" if relation == "family" else "self"
+        connection.execute(sql.INSERT_LINK, {"address_id": address_id, "patient_id": patient.id,
+                                             "relation": link_relation, "now": now, "channel": channel})
+        entries.append(audit.Entry(actor, "link.created", f"patient:{_patient_ref(patient)}",
+                                   {"relation": link_relation}, now))
+    code = _new_code()
+    connection.execute(sql.INSERT_BOOKING, {
+        "code": code, "patient_id": patient.id, "slot_id": slot.id,
+        "department_id": slot.department_id, "visit_date": slot.visit_date, "channel": channel,
+        "address_id": address_id, "staff": staff.username if staff else None,
+        "replacing_id": replacing_id, "now": now})
+    entries.append(audit.Entry(actor, "booking.created", f"booking:{code}", {
+        "patient": _patient_ref(patient), "slot": slot.id, "department": slot.code,
+        "starts_at": slot.starts_at.isoformat()}, now))
+    view = r.BookingView(
+        code=code, status=BOOKED, patient_ref=patient.id, id_last4=patient.id_last4,
+        department_id=slot.department_id, department_code=slot.code,
+        department_names=dict(slot.names), slot_id=slot.id, starts_at=slot.starts_at,
+        ends_at=slot.ends_at, visit_date=slot.visit_date, channel=channel,
+        cancel_deadline=rules.cancel_deadline(policy, slot.visit_date, tz))
+    return r.Booked(view), entries
 
 
 def _take_place(session: Session, slot_id: int) -> bool:
@@ -314,11 +333,10 @@ def _free_place(session: Session, slot_id: int) -> None:
     )
 
 
-def _new_code(session: Session) -> str:
-    while True:
-        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
-        if session.execute(select(Booking.id).where(Booking.code == code)).first() is None:
-            return code
+def _new_code() -> str:
+    """A random code; the unique index catches the rare repeat and the booking is
+    retried with another (see _run_booking)."""
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 
 
 # ---- cancelling and rescheduling ------------------------------------------------------
@@ -368,40 +386,41 @@ def reschedule_booking(ctx: ServiceContext, *, code: str, new_slot_id: int,
     """Move a booking atomically: the new place is taken before the old one is freed,
     and either both happen or neither does. A reschedule is not a cancellation."""
 
-    def attempt(uow: UnitOfWork) -> r.Rescheduled | r.Refusal:
+    def attempt(uow: UnitOfWork) -> tuple[r.Rescheduled | r.Refusal, list[audit.Entry]]:
         session = uow.session
         found = _authorised_booking(ctx, session, code, requester)
         if isinstance(found, r.Refusal):
-            return found
+            return found, []
         old, patient = found
         if old.status != BOOKED:
-            return r.NotActive(status=old.status)
+            return r.NotActive(status=old.status), []
         if old.slot_id == new_slot_id:
-            return r.AlreadyBooked(code=old.code)
+            return r.AlreadyBooked(code=old.code), []
         department = session.get(Department, old.department_id)
         policy, tz = _department_rules(ctx, session, department)
         deadline = rules.cancel_deadline(policy, old.visit_date, tz)
         if now >= deadline and not isinstance(requester, Staff):
-            return r.CancellationClosed(deadline=deadline)
+            return r.CancellationClosed(deadline=deadline), []
         actor = _requester_actor(ctx, requester, channel)
         staff = requester if isinstance(requester, Staff) else None
-        booked = _book_locked(ctx, session, patient, new_slot_id, channel, now, actor,
-                              address_id=old.booked_by_address_id, staff=staff, replacing=old)
+        # The new place is taken first: if it can't be, nothing changes.
+        booked, entries = _book_locked(ctx, session.connection(), LockedPatient(patient.id, patient.id_last4),
+                                       new_slot_id, channel, now, actor,
+                                       address_id=old.booked_by_address_id, staff=staff,
+                                       replacing_id=old.id)
         if isinstance(booked, r.Refusal):
-            return booked
+            return booked, []
         old.status = CANCELLED
         old.cancel_reason = "rescheduled"
         old.cancelled_at = now
         old.updated_at = now
         _free_place(session, old.slot_id)
         session.flush()
-        audit.append(session, ctx.keyring.audit_key, actor=actor, action="booking.rescheduled",
-                     subject=f"booking:{old.code}",
-                     details={"patient": _patient_ref(patient), "to": booked.booking.code},
-                     at=now)
-        return r.Rescheduled(booking=booked.booking, previous_code=old.code)
+        entries.append(audit.Entry(actor, "booking.rescheduled", f"booking:{old.code}",
+                                   {"patient": _patient_ref(patient), "to": booked.booking.code}, now))
+        return r.Rescheduled(booking=booked.booking, previous_code=old.code), entries
 
-    return _run(ctx, "reschedule", idempotency_key, now, attempt)
+    return _run_booking(ctx, "reschedule", idempotency_key, now, attempt)
 
 
 # ---- at the hospital -----------------------------------------------------------------
@@ -656,6 +675,99 @@ def _run(ctx: ServiceContext, use_case: str, idempotency_key: str | None, now: d
         return result
 
 
+CODE_ATTEMPTS = 3
+
+
+def _run_booking(ctx: ServiceContext, use_case: str, idempotency_key: str | None, now: datetime,
+                 attempt: Callable[[UnitOfWork], tuple[Any, list[audit.Entry]]]) -> Any:
+    """The booking transaction, kept short: a replay is answered from its stored result;
+    otherwise `attempt` runs, and only a success is kept, with its audit entries and
+    result, in one commit. A refusal rolls everything back; its result is then stored
+    on its own, so a replay of the same event is refused the same way."""
+    key = f"{use_case}:{idempotency_key}" if idempotency_key is not None else None
+    result = None
+    for _ in range(CODE_ATTEMPTS):
+        try:
+            result = _booking_transaction(ctx, key, now, attempt)
+        except IntegrityError:
+            continue  # a booking code was drawn twice (about 1 in 10^11): draw again
+        break
+    if isinstance(result, r.Refusal) or result is _SUPERSEDED:
+        return _settle(ctx, key, None if result is _SUPERSEDED else result, now)
+    if result is None:
+        raise RuntimeError("booking kept failing on the database's unique constraints")
+    return result
+
+
+_SUPERSEDED = object()  # a concurrent replay of the same event committed first
+
+
+def _booking_transaction(ctx: ServiceContext, key: str | None, now: datetime, attempt) -> Any:
+    with ctx.uow() as uow:
+        connection = uow.session.connection()
+        if key is not None:
+            stored = connection.execute(sql.REPLAYED_RESULT, {"key": key}).scalar()
+            if stored is not None:
+                return r.from_json(stored)
+        result, entries = attempt(uow)
+        if isinstance(result, r.Refusal):
+            return result  # leaving the unit of work rolls back what the attempt wrote
+        audit.defer(uow.session, ctx.keyring.audit_key, entries)
+        if key is not None and connection.execute(sql.STORE_RESULT, {
+                "key": key, "now": now, "result": r.to_json(result)}).first() is None:
+            return _SUPERSEDED
+        uow.commit()
+        return result
+
+
+def _settle(ctx: ServiceContext, key: str | None, refusal: r.Refusal | None, now: datetime) -> Any:
+    """Store a refusal for replays, unless the event already has a result: then that
+    result is the answer."""
+    if key is None:
+        return refusal
+    with ctx.uow() as uow:
+        connection = uow.session.connection()
+        if refusal is not None and connection.execute(sql.STORE_RESULT, {
+                "key": key, "now": now, "result": r.to_json(refusal)}).first() is not None:
+            uow.commit()
+            return refusal
+        return r.from_json(connection.execute(sql.REPLAYED_RESULT, {"key": key}).scalar())
+
+
+def _lock_address_row(ctx: ServiceContext, connection: Connection, address: AddressInput,
+                      now: datetime) -> tuple[int, str] | r.Refusal:
+    """Create or lock the address row; its id and how the audit trail names it."""
+    value = _normalised_address(ctx, address)
+    if isinstance(value, r.Refusal):
+        return value
+    index = _address_index(ctx, address.kind, value)
+    address_id = connection.execute(sql.LOCK_ADDRESS, {
+        "kind": address.kind, "address_index": index,
+        "address_encrypted": ctx.keyring.encrypt(value), "now": now}).scalar_one()
+    return address_id, f"address:{address.kind}:{index[:12]}"
+
+
+def _lock_patient_row(ctx: ServiceContext, connection: Connection, given: IdentityInput,
+                      now: datetime) -> LockedPatient | r.Refusal:
+    """Create or lock the patient. A known ID number with another name or birth date is
+    how a bought ticket would be used, so it is refused."""
+    valid = _validated_identity(ctx, given, now.date())
+    if isinstance(valid, r.Refusal):
+        return valid
+    number, name, birth_date = valid
+    name_index = ctx.keyring.blind_index("name", identity.name_for_index(name))
+    row = connection.execute(sql.LOCK_PATIENT, {
+        "id_kind": number.kind, "id_index": ctx.keyring.blind_index("id:" + number.kind, number.value),
+        "id_encrypted": ctx.keyring.encrypt(number.value), "id_last4": number.value[-4:],
+        "name_index": name_index, "name_encrypted": ctx.keyring.encrypt(name),
+        "birth_date": birth_date, "now": now}).one()
+    if row.name_index != name_index:
+        return r.IdentityMismatch()
+    if birth_date is not None and row.birth_date is not None and row.birth_date != birth_date:
+        return r.IdentityMismatch()
+    return LockedPatient(row.id, row.id_last4)
+
+
 # ---- identities, addresses and locks -------------------------------------------------
 
 
@@ -677,33 +789,6 @@ def _validated_identity(ctx: ServiceContext, given: IdentityInput, today: date):
         if isinstance(checked, IdentityRefusal):
             return r.InvalidIdentity(field=checked.field, reason=checked.reason)
     return number, name, birth_date
-
-
-def _upsert_and_lock_patient(ctx: ServiceContext, session: Session, given: IdentityInput,
-                             now: datetime) -> Patient | r.Refusal:
-    valid = _validated_identity(ctx, given, now.date())
-    if isinstance(valid, r.Refusal):
-        return valid
-    number, name, birth_date = valid
-    id_index = ctx.keyring.blind_index("id:" + number.kind, number.value)
-    name_index = ctx.keyring.blind_index("name", identity.name_for_index(name))
-    insert = dialect_insert(session)
-    session.execute(
-        insert(Patient).values(
-            id_kind=number.kind, id_index=id_index,
-            id_encrypted=ctx.keyring.encrypt(number.value), id_last4=number.value[-4:],
-            name_index=name_index, name_encrypted=ctx.keyring.encrypt(name),
-            birth_date=birth_date, version=0, created_at=now,
-        ).on_conflict_do_nothing(index_elements=["id_index"])
-    )
-    patient_id = session.execute(select(Patient.id).where(Patient.id_index == id_index)).scalar_one()
-    patient = _lock_patient(session, patient_id)
-    # A known ID number with another name is how a bought ticket would be used: refuse.
-    if patient.name_index != name_index:
-        return r.IdentityMismatch()
-    if birth_date is not None and patient.birth_date is not None and patient.birth_date != birth_date:
-        return r.IdentityMismatch()
-    return patient
 
 
 def _lock_patient(session: Session, patient_id: int) -> Patient:
@@ -760,55 +845,10 @@ def _find_address(ctx: ServiceContext, session: Session, address: AddressInput) 
 
 def _lock_address(ctx: ServiceContext, session: Session, address: AddressInput,
                   now: datetime) -> ChannelAddress | r.Refusal:
-    value = _normalised_address(ctx, address)
-    if isinstance(value, r.Refusal):
-        return value
-    index = _address_index(ctx, address.kind, value)
-    insert = dialect_insert(session)
-    session.execute(
-        insert(ChannelAddress).values(
-            kind=address.kind, address_index=index,
-            address_encrypted=ctx.keyring.encrypt(value), version=0, created_at=now,
-        ).on_conflict_do_nothing(index_elements=["kind", "address_index"])
-    )
-    address_id = session.execute(
-        select(ChannelAddress.id).where(
-            ChannelAddress.kind == address.kind, ChannelAddress.address_index == index
-        )
-    ).scalar_one()
-    session.execute(
-        update(ChannelAddress).where(ChannelAddress.id == address_id)
-        .values(version=ChannelAddress.version + 1)
-    )
-    return session.get(ChannelAddress, address_id, populate_existing=True)
-
-
-def _ensure_link(ctx: ServiceContext, session: Session, address: ChannelAddress,
-                 patient: Patient, relation: str, channel: str, now: datetime) -> PatientLink | r.Refusal:
-    link = session.execute(
-        select(PatientLink).where(
-            PatientLink.address_id == address.id, PatientLink.patient_id == patient.id
-        )
-    ).scalar_one_or_none()
-    if link is not None:
-        return link
-    department_policy = ctx.settings.policy  # the address limit is hospital-wide
-    limit = department_policy.patients_per_address
-    linked = session.execute(
-        select(func.count()).select_from(PatientLink).where(PatientLink.address_id == address.id)
-    ).scalar_one()
-    if limit and linked >= limit:
-        return r.TooManyPatients(limit=limit)
-    link = PatientLink(address_id=address.id, patient_id=patient.id,
-                       relation="family" if relation == "family" else "self",
-                       created_at=now, created_via=channel)
-    session.add(link)
-    session.flush()
-    audit.append(session, ctx.keyring.audit_key,
-                 actor=audit.Actor(_address_actor(address), channel), action="link.created",
-                 subject=f"patient:{_patient_ref(patient)}",
-                 details={"relation": link.relation}, at=now)
-    return link
+    locked = _lock_address_row(ctx, session.connection(), address, now)
+    if isinstance(locked, r.Refusal):
+        return locked
+    return session.get(ChannelAddress, locked[0], populate_existing=True)
 
 
 def _is_linked(session: Session, address_id: int, patient_id: int) -> bool:
@@ -862,29 +902,6 @@ def _department_rules(ctx: ServiceContext, session: Session, department: Departm
         department.policy_overrides
     )
     return policy, ZoneInfo(hospital.timezone)
-
-
-def _held_bookings(session: Session, patient_id: int, around: date,
-                   exclude: Booking | None) -> list[rules.HeldBooking]:
-    """Quota-counting bookings whose visit day is within 90 days of `around`."""
-    query = select(Booking.visit_date, Booking.department_id).where(
-        Booking.patient_id == patient_id,
-        Booking.status.in_(QUOTA_STATUSES),
-        Booking.visit_date > around - timedelta(days=90),
-        Booking.visit_date < around + timedelta(days=90),
-    )
-    if exclude is not None:
-        query = query.where(Booking.id != exclude.id)
-    return [rules.HeldBooking(d, dept) for d, dept in session.execute(query)]
-
-
-def _active_suspension(session: Session, patient_id: int, now: datetime) -> Suspension | None:
-    return session.execute(
-        select(Suspension)
-        .where(Suspension.patient_id == patient_id, Suspension.lifted_at.is_(None),
-               Suspension.starts_at <= now, Suspension.ends_at > now)
-        .order_by(Suspension.ends_at.desc())
-    ).scalars().first()
 
 
 def _suspend_if_due(ctx: ServiceContext, session: Session, patient: Patient, policy: Policy,
@@ -964,14 +981,6 @@ def _patient_ref(patient: Patient) -> str:
 
 def _address_actor(address: ChannelAddress) -> str:
     return f"address:{address.kind}:{address.address_index[:12]}"
-
-
-def _actor(address: ChannelAddress | None, staff: Staff | None, channel: str) -> audit.Actor:
-    if staff is not None:
-        return audit.Actor(f"staff:{staff.username}", channel)
-    if address is not None:
-        return audit.Actor(_address_actor(address), channel)
-    return audit.Actor("anonymous", channel)
 
 
 def _requester_actor(ctx: ServiceContext, requester: Requester, channel: str) -> audit.Actor:

@@ -13,6 +13,7 @@ from typing import Callable
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from assistant.booking import audit
 from assistant.booking.database import READ_ONLY
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class UnitOfWork:
             self.session.close()
 
     def commit(self) -> None:
+        audit.write_pending(self.session)  # the audit head is the last lock taken
         self.session.commit()
         hooks, self._after_commit = self._after_commit, []
         for hook in hooks:

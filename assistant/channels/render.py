@@ -9,7 +9,6 @@ and then lay the words out in their own form.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Any
 
 from assistant.engine.messages import Msg, Names, When

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from assistant.engine import flow
 from assistant.engine.flow import Step
 from assistant.engine.messages import (
-    Ask, End, Handoff, Inbound, InboundKind, Msg, N_, Names, Reply, Say, msg,
+    End, Handoff, Inbound, InboundKind, Msg, N_, Names, Reply, Say, msg,
 )
 from assistant.engine.parse import GlobalKey, normalise, parse_global_key, parse_language
 from assistant.engine.ports import Backend

@@ -10,7 +10,7 @@ ID number and name while they are being typed in, so whoever stores it must encr
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import date, datetime
 from typing import Any
 

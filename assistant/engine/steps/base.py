@@ -6,7 +6,7 @@ step module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Callable, Sequence
 from zoneinfo import ZoneInfo
