@@ -12,7 +12,7 @@ import json
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -93,6 +93,18 @@ class IdentitySettings:
 
 
 @dataclass(frozen=True)
+class ConversationSettings:
+    sms_expiry_hours: float
+    telegram_expiry_hours: float
+    console_expiry_hours: float
+
+    def expiry(self, channel: str) -> timedelta | None:
+        """How long a conversation on `channel` may idle; None: only the call ends it."""
+        hours = getattr(self, f"{channel}_expiry_hours", None)
+        return None if hours is None else timedelta(hours=hours)
+
+
+@dataclass(frozen=True)
 class Settings:
     instance_path: Path
     database_url: str
@@ -106,6 +118,7 @@ class Settings:
     demo_seed_file: Path | None
     identity: IdentitySettings
     policy: Policy
+    conversation: ConversationSettings
     # Where the values came from, for `assistant config show`; not a setting itself.
     sources: tuple[str, ...] = field(default=(), compare=False)
 
@@ -251,6 +264,7 @@ def _build(values: dict[str, Any], sources: tuple[str, ...]) -> Settings:
             kinds=tuple(identity["kinds"]), generic_pattern=identity["generic_pattern"]
         ),
         policy=Policy.from_mapping(values["policy"]),
+        conversation=ConversationSettings(**values["conversation"]),
         sources=sources,
     )
 

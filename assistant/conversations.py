@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Mapping
 
 from sqlalchemy import select, update
@@ -28,9 +28,6 @@ from assistant.engine.state import Conversation, from_json, to_json
 
 log = logging.getLogger(__name__)
 
-# How long a conversation may idle before it starts over; a call is one conversation.
-DEFAULT_EXPIRY = {"sms": timedelta(hours=24), "telegram": timedelta(hours=24),
-                  "console": timedelta(hours=24), "voice": None}
 SAVE_ATTEMPTS = 3
 
 
@@ -40,10 +37,9 @@ class TurnResult:
     replayed: bool = False
 
 
-def run_turn(ctx: ServiceContext, channel: str, address: str, inbound: m.Inbound, now: datetime,
-             *, expiry: timedelta | None | str = "default") -> TurnResult:
-    if expiry == "default":
-        expiry = DEFAULT_EXPIRY.get(channel, timedelta(hours=24))
+def run_turn(ctx: ServiceContext, channel: str, address: str, inbound: m.Inbound,
+             now: datetime) -> TurnResult:
+    expiry = ctx.settings.conversation.expiry(channel)
     address_index = _address_index(ctx, channel, address)
     event_key = f"turn:{channel}:{inbound.event_id}" if inbound.event_id else None
     if event_key is not None:

@@ -36,6 +36,10 @@ class ConsoleSession:
     default_locale: str
     language_hint: str | None = None
 
+    def __post_init__(self) -> None:
+        # Without a chosen language, a phone number's country is the best first guess.
+        if self.language_hint is None and self.channel in ("sms", "voice"):
+            self.language_hint = self.address
     def send(self, line: str) -> Rendered:
         text = line.rstrip("\r\n")
         silent = self.channel == "voice" and not text.strip()

@@ -277,3 +277,14 @@ def test_bad_keys_are_refused(in_tmp, blind, encryption, message):
         load_keyring(settings, environ={"ASSISTANT_BLIND_INDEX_KEY": blind,
                                         "ASSISTANT_ENCRYPTION_KEY": encryption})
     assert not settings.secrets_file.exists()
+
+
+def test_conversation_expiry_is_set_per_channel_and_voice_lasts_the_call():
+    from datetime import timedelta
+
+    from assistant.config import load_settings
+
+    settings = load_settings(environ={"ASSISTANT_CONVERSATION_SMS_EXPIRY_HOURS": "2.5"})
+    assert settings.conversation.expiry("sms") == timedelta(hours=2.5)
+    assert settings.conversation.expiry("telegram") == timedelta(hours=24)
+    assert settings.conversation.expiry("voice") is None
