@@ -30,15 +30,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-# Booking statuses. Active ones hold a place in the slot.
+# Booking statuses. Active ones hold a place in their slot (a no-show used its place up)
+# and count towards quotas; only a cancellation gives the place back.
 BOOKED = "booked"
 CANCELLED = "cancelled"
 CHECKED_IN = "checked_in"
 NO_SHOW = "no_show"
 BOOKING_STATUSES = (BOOKED, CANCELLED, CHECKED_IN, NO_SHOW)
-ACTIVE_STATUSES = (BOOKED, CHECKED_IN)
-# Statuses that count towards quotas: a no-show still used a place.
-QUOTA_STATUSES = (BOOKED, CHECKED_IN, NO_SHOW)
+ACTIVE_STATUSES = (BOOKED, CHECKED_IN, NO_SHOW)
+QUOTA_STATUSES = ACTIVE_STATUSES
 
 _NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -241,8 +241,8 @@ class Booking(Base):
             "slot_id",
             "patient_id",
             unique=True,
-            sqlite_where=text("status IN ('booked', 'checked_in')"),
-            postgresql_where=text("status IN ('booked', 'checked_in')"),
+            sqlite_where=text("status <> 'cancelled'"),
+            postgresql_where=text("status <> 'cancelled'"),
         ),
         Index("ix_booking_patient_day", "patient_id", "visit_date"),
     )

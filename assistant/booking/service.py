@@ -437,6 +437,7 @@ def check_in(ctx: ServiceContext, *, code: str, id_number: str, now: datetime,
         if booking is None:
             return r.BookingNotFound()
         patient = _lock_patient(session, booking.patient_id)
+        session.refresh(booking)  # re-read under the lock: a racing cancel may have won
         if not _id_number_matches(ctx, patient, id_number):
             # Same answer as an unknown code: a wrong ID must not confirm a code exists.
             return r.BookingNotFound()

@@ -59,7 +59,7 @@ SLOT_WITH_RULES = text(
 # Bookings that count towards quotas, within 90 days either side of the visit day.
 HELD_BOOKINGS = text(
     "SELECT id, slot_id, department_id, visit_date, status, code FROM booking "
-    "WHERE patient_id = :patient_id AND status IN ('booked', 'checked_in', 'no_show') "
+    "WHERE patient_id = :patient_id AND status <> 'cancelled' "
     "AND visit_date > :earliest AND visit_date < :latest"
 ).bindparams(bindparam("earliest", type_=Date), bindparam("latest", type_=Date)).columns(
     id=Integer, slot_id=Integer, department_id=Integer, visit_date=Date, status=String,

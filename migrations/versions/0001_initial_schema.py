@@ -229,14 +229,14 @@ def upgrade() -> None:
     with op.batch_alter_table('booking', schema=None) as batch_op:
         batch_op.create_index('ix_booking_patient_day', ['patient_id', 'visit_date'], unique=False)
         batch_op.create_index(batch_op.f('ix_booking_slot_id'), ['slot_id'], unique=False)
-        batch_op.create_index('uq_booking_active_slot_patient', ['slot_id', 'patient_id'], unique=True, sqlite_where=sa.text("status IN ('booked', 'checked_in')"), postgresql_where=sa.text("status IN ('booked', 'checked_in')"))
+        batch_op.create_index('uq_booking_active_slot_patient', ['slot_id', 'patient_id'], unique=True, sqlite_where=sa.text("status <> 'cancelled'"), postgresql_where=sa.text("status <> 'cancelled'"))
 
 
 
 def downgrade() -> None:
     """Downgrade schema."""
     with op.batch_alter_table('booking', schema=None) as batch_op:
-        batch_op.drop_index('uq_booking_active_slot_patient', sqlite_where=sa.text("status IN ('booked', 'checked_in')"), postgresql_where=sa.text("status IN ('booked', 'checked_in')"))
+        batch_op.drop_index('uq_booking_active_slot_patient', sqlite_where=sa.text("status <> 'cancelled'"), postgresql_where=sa.text("status <> 'cancelled'"))
         batch_op.drop_index(batch_op.f('ix_booking_slot_id'))
         batch_op.drop_index('ix_booking_patient_day')
 
