@@ -56,6 +56,7 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import event, func, select  # noqa: E402
 
 from assistant import conversations, engine, jobs  # noqa: E402
+from assistant.config import load_settings  # noqa: E402
 from assistant.booking import migrate  # noqa: E402
 from assistant.booking.identity import Keyring  # noqa: E402
 from assistant.booking.models import Booking, Department, Slot  # noqa: E402
@@ -68,7 +69,8 @@ TZ = ZoneInfo("Asia/Shanghai")
 DEMO_FILE = PROJECT_ROOT / "config" / "demo_hospital.toml"
 SEED_DAY = date(2026, 12, 1)  # a Tuesday; the seed's "today"
 CHANNEL = "sms"
-EXPIRY = conversations.DEFAULT_EXPIRY[CHANNEL]  # the fake path idles out like SMS too
+# The fake path idles out like SMS does by default.
+EXPIRY = load_settings(environ={}).conversation.expiry(CHANNEL)
 WARMUP = 20  # conversations per path before measuring
 NAMES = ("Wang Fang", "Li Wei", "Zhang Min", "Liu Yang", "Chen Jing", "Zhao Lei")
 # The step each of the 11 turns must land on.
