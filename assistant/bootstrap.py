@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 
 from assistant.booking.database import create_db_engine
 from assistant.booking.identity import Keyring
-from assistant.booking.service import ServiceContext
+from assistant.booking.inputs import ServiceContext
 from assistant.booking.uow import UnitOfWorkFactory
 from assistant.config import ENV_PREFIX, Settings, SettingsError
 

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from assistant.booking import identity, results as r, service
 from assistant.booking.identity import IdentityRefusal
-from assistant.booking.service import AddressInput, IdentityInput, ServiceContext
+from assistant.booking.inputs import AddressInput, IdentityInput, ServiceContext
 from assistant.engine import ports
 from assistant.engine.parse import parse_id_number
 from assistant.i18n import babel_locale

@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 
 from assistant.booking.models import ConversationRecord, ProcessedEvent
 from assistant.booking.events import claim_event, dialect_insert
-from assistant.booking.service import ServiceContext
+from assistant.booking.inputs import ServiceContext
 from assistant.conversation_backend import ServiceBackend, address_for
 from assistant.engine import Turn, handle
 from assistant.engine import messages as m

@@ -1,0 +1,240 @@
+"""Read-only questions to the service layer: departments, free places, bookings.
+
+Rule: every function here runs in one read-only unit of work (a plain BEGIN on SQLite,
+so it never waits behind writers' BEGIN IMMEDIATE) and changes nothing. Names are
+decrypted only for the caller's turn; staff views show masks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from assistant.booking import identity, policy as rules, results as r
+from assistant.booking.inputs import AddressInput, IdentityInput, ServiceContext
+from assistant.booking.models import (
+    Booking,
+    Department,
+    Hospital,
+    Patient,
+    PatientLink,
+    Slot,
+    Suspension,
+)
+from assistant.booking.records import (
+    bookings_of,
+    department_rules,
+    find_address,
+    find_patient,
+    slot_view,
+)
+
+
+def list_departments(ctx: ServiceContext) -> list[r.DepartmentView]:
+    with ctx.uow.read_only() as uow:
+        rows = uow.session.execute(
+            select(Department, Hospital.timezone)
+            .join(Hospital)
+            .where(Department.active.is_(True))
+            .order_by(Department.sort_order, Department.id)
+        ).all()
+        return [
+            r.DepartmentView(d.id, d.code, dict(d.names), dict(d.keywords or {}), tz)
+            for d, tz in rows
+        ]
+
+
+def availability(ctx: ServiceContext, *, department_id: int, date_from: date, date_to: date,
+                 now: datetime) -> list[r.SlotView]:
+    """Released slots with a free place that can still be booked at `now`."""
+    with ctx.uow.read_only() as uow:
+        department = uow.session.get(Department, department_id)
+        if department is None or not department.active:
+            return []
+        policy, tz = department_rules(ctx, uow.session, department)
+        slots = uow.session.execute(
+            select(Slot)
+            .where(
+                Slot.department_id == department_id,
+                Slot.visit_date >= date_from,
+                Slot.visit_date <= date_to,
+                Slot.release_at <= now,
+                Slot.booked < Slot.capacity,
+            )
+            .order_by(Slot.starts_at, Slot.id)
+        ).scalars()
+        return [
+            slot_view(slot)
+            for slot in slots
+            if now < rules.booking_closes_at(policy, slot.visit_date, tz)
+        ]
+
+
+def linked_patients(ctx: ServiceContext, address: AddressInput) -> list[r.LinkedPatient]:
+    """The patients an address may book for, names decrypted for this turn only."""
+    with ctx.uow.read_only() as uow:
+        found = find_address(ctx, uow.session, address)
+        if found is None:
+            return []
+        rows = uow.session.execute(
+            select(Patient, PatientLink.relation)
+            .join(PatientLink, PatientLink.patient_id == Patient.id)
+            .where(PatientLink.address_id == found.id)
+            .order_by(PatientLink.created_at, PatientLink.id)
+        ).all()
+        return [
+            r.LinkedPatient(p.id, ctx.keyring.decrypt(p.name_encrypted) or "?", p.id_last4, rel)
+            for p, rel in rows
+        ]
+
+
+def patient_bookings(ctx: ServiceContext, identity_input: IdentityInput, *, now: datetime,
+                     include_past: bool = False) -> list[r.BookingView] | r.Refusal:
+    with ctx.uow.read_only() as uow:
+        patient = find_patient(ctx, uow.session, identity_input)
+        if isinstance(patient, r.Refusal):
+            return patient
+        if patient is None:
+            return []
+        return bookings_of(ctx, uow.session, [patient.id], now, include_past)
+
+
+def address_bookings(ctx: ServiceContext, address: AddressInput, *, now: datetime,
+                     include_past: bool = False) -> list[r.BookingView]:
+    """Bookings of every patient linked to the address."""
+    with ctx.uow.read_only() as uow:
+        found = find_address(ctx, uow.session, address)
+        if found is None:
+            return []
+        patient_ids = uow.session.execute(
+            select(PatientLink.patient_id).where(PatientLink.address_id == found.id)
+        ).scalars().all()
+        return bookings_of(ctx, uow.session, patient_ids, now, include_past)
+
+
+@dataclass(frozen=True)
+class StaffBookingRow:
+    """A booking as staff see it: identity masked, never in full."""
+
+    code: str
+    status: str
+    department_code: str
+    starts_at: datetime
+    visit_date: date
+    masked_id: str
+    masked_name: str
+    channel: str
+
+
+def staff_bookings(ctx: ServiceContext, *, day: date | None = None) -> list[StaffBookingRow]:
+    with ctx.uow.read_only() as uow:
+        query = (
+            select(Booking, Slot, Department, Patient)
+            .join(Slot, Booking.slot_id == Slot.id)
+            .join(Department, Booking.department_id == Department.id)
+            .join(Patient, Booking.patient_id == Patient.id)
+            .order_by(Slot.starts_at, Booking.id)
+        )
+        if day is not None:
+            query = query.where(Booking.visit_date == day)
+        rows = []
+        for booking, slot, department, patient in uow.session.execute(query):
+            number = ctx.keyring.decrypt(patient.id_encrypted) or ""
+            name = ctx.keyring.decrypt(patient.name_encrypted) or ""
+            rows.append(StaffBookingRow(
+                booking.code, booking.status, department.code, slot.starts_at,
+                booking.visit_date, identity.mask_id(number), identity.mask_name(name),
+                booking.channel,
+            ))
+        return rows
+
+
+def active_suspensions(ctx: ServiceContext, *, now: datetime) -> list[dict[str, Any]]:
+    """Suspensions in force, for staff: patients shown masked."""
+    with ctx.uow.read_only() as uow:
+        rows = uow.session.execute(
+            select(Suspension, Patient)
+            .join(Patient, Suspension.patient_id == Patient.id)
+            .where(Suspension.lifted_at.is_(None), Suspension.ends_at > now)
+            .order_by(Suspension.ends_at)
+        ).all()
+        return [
+            {"id": s.id, "rule": s.rule, "until": s.ends_at,
+             "patient": identity.mask_id(ctx.keyring.decrypt(p.id_encrypted) or "")}
+            for s, p in rows
+        ]
+
+
+@dataclass(frozen=True)
+class AddressProfile:
+    locale: str | None
+    opted_out: bool
+
+
+def address_profile(ctx: ServiceContext, address: AddressInput) -> AddressProfile:
+    with ctx.uow.read_only() as uow:
+        found = find_address(ctx, uow.session, address)
+        if found is None:
+            return AddressProfile(None, False)
+        return AddressProfile(found.locale, found.opted_out_at is not None)
+
+
+@dataclass(frozen=True)
+class HospitalView:
+    code: str
+    names: dict[str, str]
+    timezone: str
+    desk_phone: str | None
+    desk_hours: dict[str, str] | None
+
+
+def hospital(ctx: ServiceContext) -> HospitalView | None:
+    """The hospital this deployment serves (the first loaded one)."""
+    with ctx.uow.read_only() as uow:
+        found = uow.session.execute(select(Hospital).order_by(Hospital.id).limit(1)).scalar_one_or_none()
+        if found is None:
+            return None
+        return HospitalView(found.code, dict(found.names), found.timezone, found.desk_phone,
+                            dict(found.desk_hours) if found.desk_hours else None)
+
+
+def last_booked(ctx: ServiceContext, address: AddressInput) -> tuple[r.LinkedPatient, r.DepartmentView] | None:
+    """The newest booking this address made for a linked patient, for "book again"."""
+    with ctx.uow.read_only() as uow:
+        session = uow.session
+        found = find_address(ctx, session, address)
+        if found is None:
+            return None
+        row = session.execute(
+            select(Booking, Patient, PatientLink.relation, Department, Hospital.timezone)
+            .join(Patient, Booking.patient_id == Patient.id)
+            .join(PatientLink, (PatientLink.patient_id == Patient.id) & (PatientLink.address_id == found.id))
+            .join(Department, Booking.department_id == Department.id)
+            .join(Hospital, Department.hospital_id == Hospital.id)
+            .where(Booking.booked_by_address_id == found.id, Department.active.is_(True))
+            .order_by(Booking.created_at.desc(), Booking.id.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            return None
+        booking, patient, relation, department, tz = row
+        return (
+            r.LinkedPatient(patient.id, ctx.keyring.decrypt(patient.name_encrypted) or "?",
+                            patient.id_last4, relation),
+            r.DepartmentView(department.id, department.code, dict(department.names),
+                             dict(department.keywords or {}), tz),
+        )
+
+
+def release_of_day(ctx: ServiceContext, *, department_id: int, day: date,
+                   now: datetime) -> datetime | None:
+    """When the first not-yet-released slot of that day opens, if any."""
+    with ctx.uow.read_only() as uow:
+        return uow.session.execute(
+            select(func.min(Slot.release_at)).where(
+                Slot.department_id == department_id, Slot.visit_date == day,
+                Slot.release_at > now, Slot.capacity > Slot.booked)
+        ).scalar_one_or_none()
