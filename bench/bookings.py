@@ -52,6 +52,7 @@ from assistant.booking.models import Department, Hospital, Slot  # noqa: E402
 from assistant.booking.service import AddressInput, IdentityInput  # noqa: E402
 from assistant.bootstrap import App, build  # noqa: E402
 from assistant.config import load_settings  # noqa: E402
+from bench.common import print_areas, resident_id, self_time_by_area  # noqa: E402
 
 POSTGRES_URL = os.environ.get(
     "ASSISTANT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -64,17 +65,6 @@ WARMUP = 100
 NAMES = ("Wang Fang", "Li Wei", "Zhang Min", "刘洋", "陈静", "Chen Jie")
 
 # ---- identities --------------------------------------------------------------------
-
-_WEIGHTS = [pow(2, 17 - i, 11) for i in range(17)]  # ISO 7064 MOD 11-2
-
-
-def resident_id(n: int) -> tuple[str, date]:
-    """The n-th distinct valid resident ID (Beijing Chaoyang), and its birth date."""
-    birth = date(1940, 1, 1) + timedelta(days=n // 1000)
-    first17 = f"110105{birth:%Y%m%d}{n % 1000:03d}"
-    check = "10X98765432"[sum(int(d) * w for d, w in zip(first17, _WEIGHTS)) % 11]
-    return first17 + check, birth
-
 
 def patient(n: int) -> IdentityInput:
     number, birth = resident_id(n)
@@ -236,19 +226,10 @@ _AREAS = (
 
 
 def print_profile(name: str, bookings: int, profiler: cProfile.Profile) -> None:
-    stats = pstats.Stats(profiler)
-    total = sum(row[2] for row in stats.stats.values())
-    by_area: dict[str, float] = {}
-    for (filename, _line, function), row in stats.stats.items():
-        where = filename if filename != "~" else function
-        area = next((label for needle, label in _AREAS if needle in where),
-                    "Python stdlib and builtins")
-        by_area[area] = by_area.get(area, 0.0) + row[2]
+    total, by_area = self_time_by_area(profiler, _AREAS)
     print(f"--- {name}: cProfile of {bookings} service bookings, "
           f"{total / bookings * 1000:.2f} ms/booking under the profiler ---")
-    print("self time by area:")
-    for area, seconds in sorted(by_area.items(), key=lambda kv: -kv[1]):
-        print(f"  {seconds / total:6.1%}  {seconds / bookings * 1000:6.3f} ms/booking  {area}")
+    print_areas(total, by_area, bookings, "booking")
     out = io.StringIO()
     own = pstats.Stats(profiler, stream=out).sort_stats("cumulative")
     own.print_stats(r"assistant/", 25)

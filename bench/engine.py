@@ -56,13 +56,13 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import event, func, select  # noqa: E402
 
 from assistant import conversations, engine, jobs  # noqa: E402
-from assistant.config import load_settings  # noqa: E402
 from assistant.booking import migrate  # noqa: E402
 from assistant.booking.identity import Keyring  # noqa: E402
 from assistant.booking.models import Booking, Department, Slot  # noqa: E402
 from assistant.bootstrap import App, build, fixed_clock  # noqa: E402
 from assistant.config import PROJECT_ROOT, load_settings  # noqa: E402
 from assistant.engine.messages import Inbound, Say  # noqa: E402
+from bench.common import print_areas, resident_id, self_time_by_area  # noqa: E402
 from tests.fakes import FakeBackend  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -79,15 +79,10 @@ STEPS = ("menu", "who", "id_number", "name", "birth_confirm", "department", "day
 
 # ---- identities, addresses and scripts -----------------------------------------------
 
-_WEIGHTS = [pow(2, 17 - i, 11) for i in range(17)]  # ISO 7064 MOD 11-2
-
-
-def resident_id(n: int) -> str:
-    """The n-th distinct valid resident ID (Beijing Chaoyang), written as people type it."""
-    birth = date(1940, 1, 1) + timedelta(days=n // 1000)
-    first17 = f"110105{birth:%Y%m%d}{n % 1000:03d}"
-    check = "10X98765432"[sum(int(d) * w for d, w in zip(first17, _WEIGHTS)) % 11]
-    return f"{first17[:6]} {first17[6:14]} {first17[14:]}{check.lower()}"
+def typed_resident_id(n: int) -> str:
+    """The n-th distinct valid resident ID, written as people type it."""
+    number, _ = resident_id(n)
+    return f"{number[:6]} {number[6:14]} {number[14:17]}{number[17].lower()}"
 
 
 def phone(n: int) -> str:
@@ -108,7 +103,7 @@ class Script:
 def script(n: int, now: datetime, starts_local: datetime) -> Script:
     part = "morning" if starts_local.hour < 12 else "afternoon"
     at = f"{starts_local.hour}:{starts_local.minute:02d}"
-    return Script(n, now, ("hello", "1", "1", resident_id(n), NAMES[n % len(NAMES)], "yes",
+    return Script(n, now, ("hello", "1", "1", typed_resident_id(n), NAMES[n % len(NAMES)], "yes",
                            "heart", "tomorrow", part, at, "yes"))
 
 
@@ -303,19 +298,10 @@ _AREAS = (
 
 
 def print_profile(conversation_count: int, turns: int, profiler: cProfile.Profile) -> None:
-    stats = pstats.Stats(profiler)
-    total = sum(row[2] for row in stats.stats.values())
-    by_area: dict[str, float] = {}
-    for (filename, _line, function), row in stats.stats.items():
-        where = filename if filename != "~" else function
-        area = next((label for needle, label in _AREAS if needle in where),
-                    "Python stdlib and builtins")
-        by_area[area] = by_area.get(area, 0.0) + row[2]
+    total, by_area = self_time_by_area(profiler, _AREAS)
     print(f"--- sqlite: cProfile of {conversation_count} conversations ({turns} turns), "
           f"{total / turns * 1000:.2f} ms/turn under the profiler ---")
-    print("self time by area:")
-    for area, seconds in sorted(by_area.items(), key=lambda kv: -kv[1]):
-        print(f"  {seconds / total:6.1%}  {seconds / turns * 1000:6.3f} ms/turn  {area}")
+    print_areas(total, by_area, turns, "turn")
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(r"assistant/", 30)
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(20)
