@@ -129,20 +129,21 @@ def _book_locked(ctx: ServiceContext, connection: Connection, patient: LockedPat
     """Book with the patient's (and address's) row lock already held. `replacing_id` is
     left out of the quota counts: a reschedule moves a booking rather than adding one.
     Returns the result and the audit entries to append if it stands."""
+    slot = connection.execute(sql.SLOT_WITH_RULES, {"slot_id": slot_id}).first()
+    if slot is None:
+        return r.SlotNotFound(), []
+    hospital_policy = ctx.settings.policy.overridden(slot.hospital_policy)
+    policy = hospital_policy.overridden(slot.policy_overrides)
+    tz = ZoneInfo(slot.timezone)
     facts = connection.execute(sql.SUSPENSION_AND_LINKS, {
         "patient_id": patient.id, "address_id": address_id, "now": now}).one()
     new_link = address_id is not None and not facts.linked
     if new_link:
         if must_be_linked:
             return r.NotPermitted(), []
-        limit = ctx.settings.policy.patients_per_address  # hospital-wide, not per department
+        limit = hospital_policy.patients_per_address  # an address's limit is hospital-wide
         if limit and facts.links >= limit:
             return r.TooManyPatients(limit=limit), []
-    slot = connection.execute(sql.SLOT_WITH_RULES, {"slot_id": slot_id}).first()
-    if slot is None:
-        return r.SlotNotFound(), []
-    policy = ctx.settings.policy.overridden(slot.hospital_policy).overridden(slot.policy_overrides)
-    tz = ZoneInfo(slot.timezone)
     if now < slot.release_at:
         return r.NotYetOpen(opens_at=slot.release_at), []
     closes_at = rules.booking_closes_at(policy, slot.visit_date, tz)
@@ -382,6 +383,9 @@ def lift_suspension(ctx: ServiceContext, *, suspension_id: int, staff: Staff, re
         if suspension is None or suspension.lifted_at is not None or suspension.ends_at <= now:
             return r.SuspensionNotFound()
         patient = lock_patient(session, suspension.patient_id)
+        session.refresh(suspension)  # re-read under the lock: another lift may have won
+        if suspension.lifted_at is not None:
+            return r.SuspensionNotFound()
         suspension.lifted_at = now
         suspension.lifted_by = staff.username
         suspension.lift_reason = reason[:500]

@@ -5,9 +5,9 @@ moves the clock on a small hospital, on SQLite and on PostgreSQL. Each example g
 database of its own. After every step the tables must satisfy the rules that hold
 whatever the order of events:
 
-- a slot's `booked` column equals its active bookings (booked or checked in) and stays
-  within capacity;
-- no patient's quota-counting bookings (booked, checked in, no-show) break a quota;
+- a slot's `booked` column equals its active bookings (`models.ACTIVE_STATUSES`:
+  booked, checked in, or a no-show, which used its place up) and stays within capacity;
+- no patient's quota-counting bookings (`models.QUOTA_STATUSES`) break a quota;
 - the audit chain verifies;
 - an address is linked to no more patients than the policy allows;
 - every booking's status is the one the results so far imply.
@@ -421,7 +421,7 @@ class BookingMachine(RuleBasedStateMachine):
 
 
 PROPERTY_SETTINGS = settings(
-    max_examples=40,
+    max_examples=60,
     stateful_step_count=30,
     deadline=None,
     database=None,  # no example files in the work tree; a failure prints its steps
@@ -464,3 +464,24 @@ def test_service_layer_keeps_its_invariants(request, database_url: str, tmp_path
         run_state_machine_as_test(BookingMachine, settings=PROPERTY_SETTINGS)
     finally:
         _fresh_database.clear()
+
+
+# ---- a policy value the machine takes from the settings ---------------------------------
+
+
+def test_hospital_policy_limits_patients_per_address(services, now):
+    """A hospital file's [hospital.policy] overrides every policy value (see
+    docs/configuration.md), the number of patients per address included."""
+    with services.uow() as uow:
+        depts = add_hospital(uow.session, departments=("cardiology",),
+                             policy={"patients_per_address": 1})
+        slot_id = add_slot(uow.session, depts["cardiology"], date(2026, 12, 5), 9, capacity=3)
+        uow.commit()
+    family_phone = phone(31)
+
+    def book_for(who: IdentityInput):
+        return service.book_slot(services, identity_input=who, slot_id=slot_id, channel="sms",
+                                 now=now, booked_by=family_phone, relation="family")
+
+    assert isinstance(book_for(PATIENTS[0]), r.Booked)
+    assert book_for(PATIENTS[1]) == r.TooManyPatients(limit=1)

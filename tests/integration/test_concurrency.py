@@ -20,6 +20,7 @@ from assistant.booking import policy as rules, results as r, service
 from assistant.booking.models import (
     ACTIVE_STATUSES,
     QUOTA_STATUSES,
+    AuditEvent,
     Booking,
     Patient,
     ProcessedEvent,
@@ -372,6 +373,37 @@ def test_check_in_racing_staff_cancel_leaves_one_consistent_state(services, now)
         assert_slots_consistent(services)
 
 
+# ---- suspensions ---------------------------------------------------------------------
+
+
+def test_two_staff_lifting_one_suspension_lift_it_once(services, now):
+    """Two staff members lift the same suspension at once: one lift is recorded, the
+    other is told there is nothing left to lift."""
+    depts = setup_hospital(services)
+    for n in range(8):
+        who, sender = patient(600 + n), phone(600 + n)
+        for k in range(services.settings.policy.cancel_limit):  # cancellations suspend
+            booked = book(services, who, make_slot(services, depts["eyes"], hh=8 + k, mm=n * 5),
+                          now, by=sender)
+            assert isinstance(booked, r.Booked), booked
+            assert isinstance(service.cancel_booking(services, code=booked.booking.code,
+                                                     requester=sender, channel="sms", now=now),
+                              r.Cancelled)
+        [suspension] = [s for s in service.active_suspensions(services, now=now)]
+        suspension_id = suspension["id"]
+
+        outcomes = race(2, lambda i: service.lift_suspension(
+            services, suspension_id=suspension_id, staff=Staff(f"staff{i}"),
+            reason=f"clinic closed ({i})", now=now))
+
+        assert_no_exceptions(outcomes)
+        assert sorted(type(o).__name__ for o in outcomes) == [
+            "SuspensionLifted", "SuspensionNotFound"], (n, outcomes)
+        assert count_rows(services, AuditEvent, AuditEvent.action == "suspension.lifted",
+                          AuditEvent.subject == f"suspension:{suspension_id}") == 1
+        assert service.active_suspensions(services, now=now) == []
+
+
 # ---- the nightly no-show job ----------------------------------------------------------
 
 
@@ -400,9 +432,6 @@ def test_no_show_job_racing_new_bookings_of_the_same_patients(services, now):
     assert outcomes[-1] == r.NoShowReport(marked=patients, suspended_patients=0)
     assert all(isinstance(o, r.Booked) for o in outcomes[:-1])
     assert count_rows(services, Booking, Booking.status == "no_show") == patients
-    # Only the new visit's slot is compared with its bookings: how a no-show's place is
-    # counted is test_booking_properties' business (its slot invariant).
     with services.uow.read_only() as uow:
         assert uow.session.get(Slot, next_visit).booked == patients
-    assert count_rows(services, Booking, Booking.slot_id == next_visit,
-                      Booking.status.in_(ACTIVE_STATUSES)) == patients
+    assert_slots_consistent(services)  # a no-show keeps its place: still active
