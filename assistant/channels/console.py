@@ -9,6 +9,7 @@ scripted users: keep the JSON keys as they are.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Callable, TextIO
@@ -18,7 +19,9 @@ from assistant.channels.render import Renderer
 from assistant.channels.sms import render_sms
 from assistant.channels.telegram import render_telegram
 from assistant.channels.voice import render_voice
-from assistant.engine.messages import Inbound, InboundKind
+from assistant.engine.messages import N_, Inbound, InboundKind, msg
+
+log = logging.getLogger(__name__)
 
 RENDERERS = {"sms": render_sms, "voice": render_voice, "telegram": render_telegram}
 DEFAULT_ADDRESS = {"sms": "+8613800000000", "voice": "+8613800000000", "telegram": "100000001"}
@@ -45,7 +48,13 @@ class ConsoleSession:
         silent = self.channel == "voice" and not text.strip()
         inbound = Inbound(text=text, kind=InboundKind.SILENCE if silent else InboundKind.TEXT,
                           language_hint=self.language_hint, event_id=f"console-{uuid.uuid4().hex}")
-        result = self.run_turn(self.channel, self.address, inbound)
+        try:
+            result = self.run_turn(self.channel, self.address, inbound)
+        except Exception:  # the database may be down or locked: apologise, never crash
+            log.exception("the %s turn could not be handled", self.channel)
+            return Rendered((self.renderer.text(msg(N_(
+                "Sorry, something went wrong on our side. Please try again in a few minutes.")),
+                self.default_locale),), expect="text")
         locale = result.turn.state.locale or self.default_locale
         rendered = RENDERERS[self.channel](result.turn.replies, locale, self.renderer)
         if result.turn.ended and not rendered.ended:
