@@ -52,7 +52,7 @@ from assistant.booking.models import Department, Hospital, Slot  # noqa: E402
 from assistant.booking.service import AddressInput, IdentityInput  # noqa: E402
 from assistant.bootstrap import App, build  # noqa: E402
 from assistant.config import load_settings  # noqa: E402
-from bench.common import print_areas, resident_id, self_time_by_area  # noqa: E402
+from bench.common import LIBRARY_AREAS, print_areas, resident_id, self_time_by_area  # noqa: E402
 
 POSTGRES_URL = os.environ.get(
     "ASSISTANT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -213,16 +213,7 @@ def measure(name: str, target: Target, bookings: int, rounds: int, profile: bool
     return figures
 
 
-_AREAS = (
-    ("/sqlalchemy/orm/", "SQLAlchemy ORM (session, flush, loading)"),
-    ("/sqlalchemy/sql/", "SQLAlchemy SQL (statement building, cache keys, compiling)"),
-    ("/sqlalchemy/engine/", "SQLAlchemy engine (execute, results)"),
-    ("/sqlalchemy/", "SQLAlchemy other (pool, events, util)"),
-    ("/psycopg", "psycopg (driver, waiting for the server)"),
-    ("sqlite3.", "sqlite3 (C: statements, commit + fsync)"),
-    ("/cryptography/", "cryptography (Fernet)"),
-    ("/assistant/", "CareLine code (assistant/)"),
-)
+_AREAS = (("/assistant/", "CareLine code (assistant/)"),) + LIBRARY_AREAS
 
 
 def print_profile(name: str, bookings: int, profiler: cProfile.Profile) -> None:

@@ -20,6 +20,19 @@ def resident_id(n: int) -> tuple[str, date]:
     return first17 + cn_resident_id_check_char(first17), birth
 
 
+# Where time goes outside CareLine, in the order to match file names.
+LIBRARY_AREAS = (
+    ("/sqlalchemy/orm/", "SQLAlchemy ORM (session, flush, loading)"),
+    ("/sqlalchemy/sql/", "SQLAlchemy SQL (statement building, cache keys, compiling)"),
+    ("/sqlalchemy/engine/", "SQLAlchemy engine (execute, results)"),
+    ("/sqlalchemy/", "SQLAlchemy other (pool, events, util)"),
+    ("/psycopg", "psycopg (driver, waiting for the server)"),
+    ("sqlite3.", "sqlite3 (C: statements, commit + fsync)"),
+    ("/cryptography/", "cryptography (Fernet)"),
+    ("/phonenumbers/", "phonenumbers"),
+)
+
+
 def self_time_by_area(profiler: cProfile.Profile, areas: Sequence[tuple[str, str]]) -> tuple[float, dict[str, float]]:
     """Total profiled seconds, and self time grouped by the first area whose needle is
     in the function's file name."""

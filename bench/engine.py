@@ -62,7 +62,7 @@ from assistant.booking.models import Booking, Department, Slot  # noqa: E402
 from assistant.bootstrap import App, build, fixed_clock  # noqa: E402
 from assistant.config import PROJECT_ROOT, load_settings  # noqa: E402
 from assistant.engine.messages import Inbound, Say  # noqa: E402
-from bench.common import print_areas, resident_id, self_time_by_area  # noqa: E402
+from bench.common import LIBRARY_AREAS, print_areas, resident_id, self_time_by_area  # noqa: E402
 from tests.fakes import FakeBackend  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -287,14 +287,7 @@ _AREAS = (
     ("/assistant/engine/", "engine (assistant/engine: parse, steps, state)"),
     ("/assistant/conversation", "run_turn + ServiceBackend (assistant/conversation*.py)"),
     ("/assistant/", "service layer and the rest of assistant/"),
-    ("/sqlalchemy/orm/", "SQLAlchemy ORM (session, flush, loading)"),
-    ("/sqlalchemy/sql/", "SQLAlchemy SQL (statement building, cache keys, compiling)"),
-    ("/sqlalchemy/engine/", "SQLAlchemy engine (execute, results)"),
-    ("/sqlalchemy/", "SQLAlchemy other (pool, events, util)"),
-    ("sqlite3.", "sqlite3 (C: statements, commit + fsync)"),
-    ("/cryptography/", "cryptography (Fernet)"),
-    ("/phonenumbers/", "phonenumbers"),
-)
+) + LIBRARY_AREAS
 
 
 def print_profile(conversation_count: int, turns: int, profiler: cProfile.Profile) -> None:
