@@ -33,9 +33,12 @@ class ServiceBackend:
         self.ctx = ctx
         self.channel = channel
         self.address = address_for(channel, address)
+        # Caches for this one turn: the world doesn't change under a single message,
+        # and a turn may ask the same question from several steps.
         self._hospital: ports.HospitalInfo | None = None
         self._departments: list[ports.DepartmentInfo] | None = None
-        self._tz: ZoneInfo | None = None
+        self._profile: service.AddressProfile | None = None
+        self._available_cache: dict[tuple, list[r.SlotView]] = {}
 
     # -- hospital and departments (cached for the turn: they don't change mid-turn)
 
@@ -63,14 +66,17 @@ class ServiceBackend:
         return self._departments
 
     @property
-    def tz(self) -> ZoneInfo:
+    def tz(self) -> ZoneInfo:  # the hospital's, as the engine reads days
         return ZoneInfo(self.hospital().timezone)
 
     # -- availability
 
     def _available(self, department_id: int, start: date, end: date, now: datetime) -> list[r.SlotView]:
-        return service.availability(self.ctx, department_id=department_id, date_from=start,
-                                    date_to=end, now=now)
+        key = (department_id, start, end, now)
+        if key not in self._available_cache:
+            self._available_cache[key] = service.availability(
+                self.ctx, department_id=department_id, date_from=start, date_to=end, now=now)
+        return self._available_cache[key]
 
     def open_days(self, department_id: int, now: datetime, limit: int) -> Sequence[date]:
         today = now.astimezone(self.tz).date()
@@ -126,6 +132,7 @@ class ServiceBackend:
 
     def book(self, who: ports.NewPatient | int, slot_id: int, relation: str, now: datetime,
              key: str | None) -> ports.Outcome:
+        self._available_cache.clear()  # places change
         kwargs = {"patient_ref": who} if isinstance(who, int) else {"identity_input": IdentityInput(
             who.id_kind, who.id_number, who.name, who.birth_date)}
         result = service.book_slot(self.ctx, slot_id=slot_id, channel=self.channel, now=now,
@@ -145,12 +152,14 @@ class ServiceBackend:
         ]
 
     def cancel(self, code: str, now: datetime, key: str | None) -> ports.Outcome:
+        self._available_cache.clear()
         result = service.cancel_booking(self.ctx, code=code, requester=self.address,
                                         channel=self.channel, now=now,
                                         idempotency_key=self._key(key, "cancel"))
         return _done(result.booking) if isinstance(result, r.Cancelled) else _refused(result)
 
     def reschedule(self, code: str, slot_id: int, now: datetime, key: str | None) -> ports.Outcome:
+        self._available_cache.clear()
         result = service.reschedule_booking(self.ctx, code=code, new_slot_id=slot_id,
                                             requester=self.address, channel=self.channel, now=now,
                                             idempotency_key=self._key(key, "reschedule"))
@@ -158,15 +167,22 @@ class ServiceBackend:
 
     def remember_locale(self, locale: str, patient_ref: int | None, now: datetime) -> None:
         service.remember_locale(self.ctx, self.address, locale, patient_ref=patient_ref, now=now)
+        self._profile = None
 
     def remembered_locale(self) -> str | None:
-        return service.address_profile(self.ctx, self.address).locale
+        return self._address_profile().locale
 
     def set_opted_out(self, opted_out: bool, now: datetime) -> None:
         service.set_opted_out(self.ctx, self.address, opted_out, now=now)
+        self._profile = None
 
     def is_opted_out(self) -> bool:
-        return service.address_profile(self.ctx, self.address).opted_out
+        return self._address_profile().opted_out
+
+    def _address_profile(self) -> service.AddressProfile:
+        if self._profile is None:
+            self._profile = service.address_profile(self.ctx, self.address)
+        return self._profile
 
     def _key(self, event_id: str | None, action: str) -> str | None:
         """Side effects are keyed by the inbound event, so a replayed message (or a
