@@ -50,8 +50,9 @@ class ConsoleSession:
                           language_hint=self.language_hint, event_id=f"console-{uuid.uuid4().hex}")
         try:
             result = self.run_turn(self.channel, self.address, inbound)
-        except Exception:  # the database may be down or locked: apologise, never crash
-            log.exception("the %s turn could not be handled", self.channel)
+        except Exception as exc:  # the database may be down or locked: apologise, never crash
+            # The type only: a message could quote the patient's words.
+            log.error("the %s turn could not be handled: %s", self.channel, type(exc).__name__)
             return Rendered((self.renderer.text(msg(N_(
                 "Sorry, something went wrong on our side. Please try again in a few minutes.")),
                 self.default_locale),), expect="text")

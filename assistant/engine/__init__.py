@@ -49,7 +49,7 @@ def handle(state: Conversation | None, inbound: Inbound, backend: Backend, now: 
         hospital = _safe_hospital(backend)
         replies = (Say(msg(N_("Sorry, something went wrong on our side. Let me give you a person to help."))),
                    _handoff("error", hospital))
-        return Turn(kept, replies, error=f"{type(exc).__name__}: {exc}")
+        return Turn(kept, replies, error=_where(exc))
 
 
 def _handle(state: Conversation | None, inbound: Inbound, backend: Backend, now: datetime,
@@ -200,6 +200,16 @@ def _handoff(reason: str, hospital) -> Handoff:
         return Handoff(reason, None, None)
     hours = Names(dict(hospital.desk_hours)) if hospital.desk_hours else None
     return Handoff(reason, hospital.desk_phone, hours)
+
+
+def _where(exc: Exception) -> str:
+    """The error's type and the line that raised it. Not its message: a message can
+    quote what the patient typed (an ID number, a name), and this goes to the log."""
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    place = f" at {frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}" if frame else ""
+    return f"{type(exc).__name__}{place}"
 
 
 def _safe_hospital(backend: Backend):
