@@ -203,13 +203,19 @@ def _handoff(reason: str, hospital) -> Handoff:
 
 
 def _where(exc: Exception) -> str:
-    """The error's type and the line that raised it. Not its message: a message can
-    quote what the patient typed (an ID number, a name), and this goes to the log."""
+    """The error's type, the engine line it passed through last and the line that
+    raised it. Not its message: a message can quote what the patient typed (an ID
+    number, a name), and this goes to the log."""
+    places = []
     frame = exc.__traceback__
-    while frame is not None and frame.tb_next is not None:
+    while frame is not None:
+        places.append(frame)
         frame = frame.tb_next
-    place = f" at {frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}" if frame else ""
-    return f"{type(exc).__name__}{place}"
+    engine_frames = [f for f in places if "/assistant/engine/" in f.tb_frame.f_code.co_filename]
+    shown = ([engine_frames[-1]] if engine_frames else []) + places[-1:]
+    return type(exc).__name__ + "".join(
+        f" at {f.tb_frame.f_code.co_filename}:{f.tb_lineno} ({f.tb_frame.f_code.co_name})"
+        for f in dict.fromkeys(shown))
 
 
 def _safe_hospital(backend: Backend):
