@@ -7,8 +7,6 @@ here. One instance serves one conversation: one channel and one address.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from datetime import date, datetime, timedelta
 from typing import Sequence
 from zoneinfo import ZoneInfo
@@ -110,19 +108,13 @@ class ServiceBackend:
         return ports.RecentBooking(patient.patient_ref, patient.name, department.id, department.names)
 
     def check_id_number(self, text: str, today: date) -> ports.IdCheck:
-        compact = parse_id_number(text) or unicodedata.normalize("NFKC", text or "").strip()
-        kinds = self.ctx.settings.identity.kinds
-        looks_chinese = bool(re.fullmatch(r"\d{17}[\dX]", compact.upper())) or (
-            bool(re.fullmatch(r"\d{15,19}X?", compact.upper())) and identity.CN_RESIDENT_ID in kinds)
-        order = [identity.CN_RESIDENT_ID] if looks_chinese and identity.CN_RESIDENT_ID in kinds else [
-            k for k in kinds if k != identity.CN_RESIDENT_ID] or list(kinds)
-        result: IdentityRefusal | identity.IdNumber = IdentityRefusal("id_number", "empty")
-        for kind in order:
-            result = identity.validate_id_number(
-                kind, compact, generic_pattern=self.ctx.settings.identity.generic_pattern, today=today)
-            if isinstance(result, identity.IdNumber):
-                return ports.IdCheck(True, result.kind, result.value, result.value[-4:], result.birth_date)
-        return ports.IdCheck(False, reason=result.reason)
+        settings = self.ctx.settings.identity
+        result = identity.validate_any_id_number(
+            parse_id_number(text) or text, kinds=settings.kinds,
+            generic_pattern=settings.generic_pattern, today=today)
+        if isinstance(result, IdentityRefusal):
+            return ports.IdCheck(False, reason=result.reason)
+        return ports.IdCheck(True, result.kind, result.value, result.value[-4:], result.birth_date)
 
     def check_name(self, text: str) -> str | None:
         name = identity.validate_name(text)

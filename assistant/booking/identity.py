@@ -75,6 +75,27 @@ def validate_id_number(
     return IdentityRefusal("id_number", "unknown_kind")
 
 
+_RESIDENT_ID_SHAPE = re.compile(r"\d{15,19}X?")
+
+
+def validate_any_id_number(raw: str, *, kinds: tuple[str, ...] | list[str], generic_pattern: str,
+                           today: date | None = None) -> IdNumber | IdentityRefusal:
+    """An ID number of whichever accepted kind it is. Digits shaped like a resident ID
+    (15 to 19 of them, maybe ending in X) are only ever read as one, so a typo gets
+    "check the digits" instead of passing as a passport number."""
+    value = _compact(raw)
+    if CN_RESIDENT_ID in kinds and _RESIDENT_ID_SHAPE.fullmatch(value):
+        order = [CN_RESIDENT_ID]
+    else:
+        order = [kind for kind in kinds if kind != CN_RESIDENT_ID] or list(kinds)
+    result: IdNumber | IdentityRefusal = IdentityRefusal("id_number", "empty")
+    for kind in order:
+        result = validate_id_number(kind, value, generic_pattern=generic_pattern, today=today)
+        if isinstance(result, IdNumber):
+            return result
+    return result
+
+
 def _validate_cn_resident_id(
     raw: str, stated_birth_date: date | None, today: date | None
 ) -> IdNumber | IdentityRefusal:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from assistant.booking import audit, policy as rules, results as r, statements as sql
 from assistant.booking.events import claim_event
-from assistant.booking.inputs import (  # noqa: F401  (re-exported: callers import them from here)
+from assistant.booking.inputs import (
     AddressInput,
     IdentityInput,
     Requester,
@@ -41,7 +41,7 @@ from assistant.booking.models import (
     Slot,
     Suspension,
 )
-from assistant.booking.queries import (  # noqa: F401  (re-exported: the service layer's reads)
+from assistant.booking.queries import (
     AddressProfile,
     HospitalView,
     StaffBookingRow,
@@ -75,6 +75,17 @@ from assistant.booking.records import (
 )
 from assistant.booking.uow import UnitOfWork
 from assistant.config import Policy
+
+__all__ = [
+    # use cases that change something (this module)
+    "book_slot", "cancel_booking", "reschedule_booking", "check_in", "mark_no_shows",
+    "lift_suspension", "remember_locale", "set_opted_out",
+    # reads (queries.py) and inputs (inputs.py), re-exported so callers import one module
+    "AddressProfile", "HospitalView", "StaffBookingRow", "active_suspensions",
+    "address_bookings", "address_profile", "availability", "hospital", "last_booked",
+    "linked_patients", "list_departments", "patient_bookings", "release_of_day",
+    "staff_bookings", "AddressInput", "IdentityInput", "Requester", "ServiceContext", "Staff",
+]
 
 log = logging.getLogger(__name__)
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from assistant.booking import results as r, service
-from assistant.booking.models import Booking, Slot, Suspension
-from assistant.booking.service import AddressInput, IdentityInput, Staff
+from assistant.booking.models import Booking, Slot
+from assistant.booking.service import IdentityInput, Staff
 from tests.support import add_hospital, add_slot, local, person, phone
 
 VISIT = date(2026, 12, 5)  # a Saturday; released 28 Nov 15:00, closes 4 Dec 16:00

@@ -358,3 +358,14 @@ def test_decrypt_never_raises(raw):
 def test_birth_date_validation_never_raises(value):
     result = identity.validate_birth_date(value, TODAY)
     assert isinstance(result, (date, IdentityRefusal))
+
+
+def test_digits_shaped_like_a_resident_id_are_only_read_as_one():
+    kinds = ("cn_resident_id", "generic")
+    typo = "110105194912310021"  # wrong check character
+    refused = identity.validate_any_id_number(typo, kinds=kinds, generic_pattern="^[A-Z0-9]{6,20}$")
+    assert refused == identity.IdentityRefusal("id_number", "checksum")
+    passport = identity.validate_any_id_number("E1234 5678", kinds=kinds, generic_pattern="^[A-Z0-9]{6,20}$")
+    assert passport.kind == "generic" and passport.value == "E12345678"
+    resident = identity.validate_any_id_number("11010519491231002x", kinds=kinds, generic_pattern="^$")
+    assert resident.kind == "cn_resident_id" and resident.birth_date.year == 1949

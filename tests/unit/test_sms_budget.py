@@ -168,7 +168,6 @@ class Collector:
 
 def collect(locale: str) -> list[Case]:
     c = Collector(locale)
-    names = NAMES[locale]
 
     # Greetings, the menu, STOP and START, expiry, language switching.
     fake = hospital(locale)
