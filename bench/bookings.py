@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, event, insert, text  # noqa: E402
+from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, insert, text  # noqa: E402
 
 from assistant.booking import migrate, results as r, service  # noqa: E402
 from assistant.booking.identity import Keyring  # noqa: E402
@@ -52,7 +52,7 @@ from assistant.booking.models import Department, Hospital, Slot  # noqa: E402
 from assistant.booking.service import AddressInput, IdentityInput  # noqa: E402
 from assistant.bootstrap import App, build  # noqa: E402
 from assistant.config import load_settings  # noqa: E402
-from bench.common import LIBRARY_AREAS, print_areas, resident_id, self_time_by_area  # noqa: E402
+from bench.common import LIBRARY_AREAS, count_statements, print_areas, resident_id, self_time_by_area  # noqa: E402
 
 POSTGRES_URL = os.environ.get(
     "ASSISTANT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -172,22 +172,6 @@ class Figures:
                 f"per-round ratio {ratios[0]:.2f}x..{ratios[-1]:.2f}x; "
                 f"SQL statements per operation: baseline {self.baseline_statements:.0f}, "
                 f"service {self.service_statements:.0f}")
-
-
-def count_statements(engine, run) -> int:
-    """How many statements `run` sends through a cursor: SQLite's BEGIN IMMEDIATE and
-    SAVEPOINTs count; COMMIT, psycopg's implicit BEGIN and the pre-ping don't."""
-    seen = []
-
-    def tally(*_args):
-        seen.append(1)
-
-    event.listen(engine, "before_cursor_execute", tally)
-    try:
-        run()
-    finally:
-        event.remove(engine, "before_cursor_execute", tally)
-    return len(seen)
 
 
 def measure(name: str, target: Target, bookings: int, rounds: int, profile: bool) -> Figures:

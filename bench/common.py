@@ -10,6 +10,8 @@ import pstats
 from datetime import date, timedelta
 from typing import Sequence
 
+from sqlalchemy import event
+
 from assistant.booking.identity import cn_resident_id_check_char
 
 
@@ -31,6 +33,22 @@ LIBRARY_AREAS = (
     ("/cryptography/", "cryptography (Fernet)"),
     ("/phonenumbers/", "phonenumbers"),
 )
+
+
+def count_statements(engine, run) -> int:
+    """How many statements `run` sends through a cursor: SQLite's BEGIN IMMEDIATE and
+    SAVEPOINTs count; COMMIT, psycopg's implicit BEGIN and the pre-ping don't."""
+    seen = []
+
+    def tally(*_args):
+        seen.append(1)
+
+    event.listen(engine, "before_cursor_execute", tally)
+    try:
+        run()
+    finally:
+        event.remove(engine, "before_cursor_execute", tally)
+    return len(seen)
 
 
 def self_time_by_area(profiler: cProfile.Profile, areas: Sequence[tuple[str, str]]) -> tuple[float, dict[str, float]]:

@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import event, func, select  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from assistant import conversations, engine, jobs  # noqa: E402
 from assistant.booking import migrate  # noqa: E402
@@ -62,7 +62,7 @@ from assistant.booking.models import Booking, Department, Slot  # noqa: E402
 from assistant.bootstrap import App, build, fixed_clock  # noqa: E402
 from assistant.config import PROJECT_ROOT, load_settings  # noqa: E402
 from assistant.engine.messages import Inbound, Say  # noqa: E402
-from bench.common import LIBRARY_AREAS, print_areas, resident_id, self_time_by_area  # noqa: E402
+from bench.common import LIBRARY_AREAS, count_statements, print_areas, resident_id, self_time_by_area  # noqa: E402
 from tests.fakes import FakeBackend  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -240,20 +240,6 @@ class SqliteTarget:
     def bookings(self) -> int:
         with self.ctx.uow.read_only() as uow:
             return uow.session.execute(select(func.count()).select_from(Booking)).scalar_one()
-
-
-def count_statements(app_engine, run) -> int:
-    seen = []
-
-    def tally(*_args):
-        seen.append(1)
-
-    event.listen(app_engine, "before_cursor_execute", tally)
-    try:
-        run()
-    finally:
-        event.remove(app_engine, "before_cursor_execute", tally)
-    return len(seen)
 
 
 # ---- measuring and reporting ------------------------------------------------------------------
