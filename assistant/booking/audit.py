@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Connection, bindparam, select, text
+from sqlalchemy import JSON, bindparam, select, text
 from sqlalchemy.orm import Session
 
+from assistant.booking import driver
 from assistant.booking.models import AuditEvent, AuditHead, UTCDateTime
 
 GENESIS_HASH = "0" * 64
@@ -63,8 +64,9 @@ class Entry:
     at: datetime
 
 
-# Textual statements, compiled once: appending is on every booking's path.
-_LOCK_HEAD = text(
+# Textual statements: appending is on every booking's path, so they run on the driver's
+# cursor (driver.py).
+LOCK_HEAD = text(
     "UPDATE audit_head SET event_count = event_count + :n WHERE id = 1 "
     "RETURNING last_event_id, last_hash"
 )
@@ -98,17 +100,28 @@ def write_pending(session: Session) -> None:
     """Called by UnitOfWork.commit."""
     pending = session.info.pop(_PENDING, [])
     if pending:
-        append_many(session.connection(), pending[0][0], [entry for _, entry in pending])
+        append_many(driver.Cursor(session.connection()), pending[0][0],
+                    [entry for _, entry in pending])
 
 
-def append_many(connection: Connection, key: bytes, entries: list[Entry]) -> None:
+def append_many(db: driver.Cursor, key: bytes, entries: list[Entry]) -> None:
     """Append events in order. Locking the head row orders appends across instances."""
-    if not entries:
-        return
-    head = connection.execute(_LOCK_HEAD, {"n": len(entries)}).first()
-    if head is None:  # a database created without the migration's head row
-        connection.execute(_INSERT_HEAD, {"genesis": GENESIS_HASH})
-        head = connection.execute(_LOCK_HEAD, {"n": len(entries)}).first()
+    if entries:
+        write_locked(db, key, lock_head(db, len(entries)).first(), entries)
+
+
+def lock_head(db: driver.Cursor, count: int) -> driver.Rows:
+    """Lock the head row, reserving `count` events; it must be the last lock taken.
+    Split from `write_locked` so the booking path can send it in a batch."""
+    return db.run(LOCK_HEAD, {"n": count})
+
+
+def write_locked(db: driver.Cursor, key: bytes, head: Any, entries: list[Entry]) -> None:
+    """Write `entries` after the head row `lock_head` returned (None: a database created
+    without the migration's head row, which is created here)."""
+    if head is None:
+        db.run(_INSERT_HEAD, {"genesis": GENESIS_HASH})
+        head = lock_head(db, len(entries)).first()
     last_id, last_hash = head
     rows = []
     for entry in entries:
@@ -122,8 +135,8 @@ def append_many(connection: Connection, key: bytes, entries: list[Entry]) -> Non
                      "subject": entry.subject, "details": entry.details,
                      "prev_hash": last_hash, "hash": digest})
         last_hash = digest
-    connection.execute(_INSERT_EVENT, rows)
-    connection.execute(_MOVE_HEAD, {"last_id": last_id, "last_hash": last_hash})
+    db.run_many(_INSERT_EVENT, rows)
+    db.run(_MOVE_HEAD, {"last_id": last_id, "last_hash": last_hash})
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from datetime import date, datetime
 from typing import Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from assistant.booking import audit, identity, policy as rules, results as r, statements as sql
+from assistant.booking import audit, driver, identity, policy as rules, results as r, statements as sql
 from assistant.booking.identity import IdentityRefusal
 from assistant.booking.inputs import AddressInput, IdentityInput, Requester, ServiceContext, Staff
 from assistant.booking.models import (
@@ -38,40 +38,79 @@ class LockedPatient:
 
     id: int
     id_last4: str
+    # Created by this transaction, so it has no bookings, links or suspensions yet.
+    is_new: bool = False
 
 
-def lock_address_row(ctx: ServiceContext, connection: Connection, address: AddressInput,
-                      now: datetime) -> tuple[int, str] | r.Refusal:
-    """Create or lock the address row; its id and how the audit trail names it."""
+@dataclass(frozen=True)
+class PreparedAddress:
+    """A channel address checked, blinded and encrypted, ready to create or lock."""
+
+    kind: str
+    index: str
+    encrypted: str
+
+    @property
+    def actor(self) -> str:
+        """How the audit trail names the address."""
+        return f"address:{self.kind}:{self.index[:12]}"
+
+
+def prepare_address(ctx: ServiceContext, address: AddressInput) -> PreparedAddress | r.Refusal:
     value = normalised_address(ctx, address)
     if isinstance(value, r.Refusal):
         return value
-    index = address_index(ctx, address.kind, value)
-    address_id = connection.execute(sql.LOCK_ADDRESS, {
-        "kind": address.kind, "address_index": index,
-        "address_encrypted": ctx.keyring.encrypt(value), "now": now}).scalar_one()
-    return address_id, f"address:{address.kind}:{index[:12]}"
+    return PreparedAddress(address.kind, address_index(ctx, address.kind, value),
+                           ctx.keyring.encrypt(value))
 
 
-def lock_patient_row(ctx: ServiceContext, connection: Connection, given: IdentityInput,
-                      now: datetime) -> LockedPatient | r.Refusal:
-    """Create or lock the patient. A known ID number with another name or birth date is
-    how a bought ticket would be used, so it is refused."""
-    valid = validated_identity(ctx, given, now.date())
+def lock_address_row(db: driver.Cursor, address: PreparedAddress, now: datetime) -> driver.Rows:
+    """Create or lock the address row; one row: its id."""
+    return db.run(sql.LOCK_ADDRESS, {"kind": address.kind, "address_index": address.index,
+                                     "address_encrypted": address.encrypted, "now": now})
+
+
+@dataclass(frozen=True)
+class PreparedIdentity:
+    """An identity checked, blinded and encrypted, ready to create or lock its patient."""
+
+    id_kind: str
+    id_index: str
+    id_encrypted: str
+    id_last4: str
+    name_index: str
+    name_encrypted: str
+    birth_date: date | None
+
+
+def prepare_identity(ctx: ServiceContext, given: IdentityInput, today: date) -> PreparedIdentity | r.Refusal:
+    valid = validated_identity(ctx, given, today)
     if isinstance(valid, r.Refusal):
         return valid
     number, name, birth_date = valid
-    name_index = ctx.keyring.blind_index("name", identity.name_for_index(name))
-    row = connection.execute(sql.LOCK_PATIENT, {
-        "id_kind": number.kind, "id_index": ctx.keyring.blind_index("id:" + number.kind, number.value),
-        "id_encrypted": ctx.keyring.encrypt(number.value), "id_last4": number.value[-4:],
-        "name_index": name_index, "name_encrypted": ctx.keyring.encrypt(name),
-        "birth_date": birth_date, "now": now}).one()
-    if row.name_index != name_index:
+    return PreparedIdentity(
+        id_kind=number.kind, id_index=ctx.keyring.blind_index("id:" + number.kind, number.value),
+        id_encrypted=ctx.keyring.encrypt(number.value), id_last4=number.value[-4:],
+        name_index=ctx.keyring.blind_index("name", identity.name_for_index(name)),
+        name_encrypted=ctx.keyring.encrypt(name), birth_date=birth_date)
+
+
+def lock_patient_row(db: driver.Cursor, given: PreparedIdentity, now: datetime) -> driver.Rows:
+    """Create or lock the patient; read the row with `locked_patient`."""
+    return db.run(sql.LOCK_PATIENT, {
+        "id_kind": given.id_kind, "id_index": given.id_index, "id_encrypted": given.id_encrypted,
+        "id_last4": given.id_last4, "name_index": given.name_index,
+        "name_encrypted": given.name_encrypted, "birth_date": given.birth_date, "now": now})
+
+
+def locked_patient(given: PreparedIdentity, row) -> LockedPatient | r.Refusal:
+    """A known ID number with another name or birth date is how a bought ticket would be
+    used, so it is refused."""
+    if row.name_index != given.name_index:
         return r.IdentityMismatch()
-    if birth_date is not None and row.birth_date is not None and row.birth_date != birth_date:
+    if given.birth_date is not None and row.birth_date is not None and row.birth_date != given.birth_date:
         return r.IdentityMismatch()
-    return LockedPatient(row.id, row.id_last4)
+    return LockedPatient(row.id, row.id_last4, is_new=row.version == 0)
 
 
 def validated_identity(ctx: ServiceContext, given: IdentityInput, today: date):
@@ -148,10 +187,11 @@ def find_address(ctx: ServiceContext, session: Session, address: AddressInput) -
 
 def lock_address(ctx: ServiceContext, session: Session, address: AddressInput,
                   now: datetime) -> ChannelAddress | r.Refusal:
-    locked = lock_address_row(ctx, session.connection(), address, now)
-    if isinstance(locked, r.Refusal):
-        return locked
-    return session.get(ChannelAddress, locked[0], populate_existing=True)
+    prepared = prepare_address(ctx, address)
+    if isinstance(prepared, r.Refusal):
+        return prepared
+    address_id = lock_address_row(driver.Cursor(session.connection()), prepared, now).scalar()
+    return session.get(ChannelAddress, address_id, populate_existing=True)
 
 
 def is_linked(session: Session, address_id: int, patient_id: int) -> bool:

@@ -10,16 +10,14 @@ argument; nothing here reads the clock.
 from __future__ import annotations
 
 import logging
-import secrets
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 from typing import Any, Callable
 
-from sqlalchemy import Connection, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from assistant.booking import audit, policy as rules, results as r, statements as sql
+from assistant.booking import audit, book, driver, policy as rules, results as r, statements as sql
+from assistant.booking.book import book_slot
 from assistant.booking.events import claim_event
 from assistant.booking.inputs import (
     AddressInput,
@@ -29,7 +27,6 @@ from assistant.booking.inputs import (
     Staff,
 )
 from assistant.booking.models import (
-    ACTIVE_STATUSES,
     BOOKED,
     CANCELLED,
     CHECKED_IN,
@@ -67,9 +64,7 @@ from assistant.booking.records import (
     id_number_matches,
     is_linked,
     lock_address,
-    lock_address_row,
     lock_patient,
-    lock_patient_row,
     patient_ref,
     requester_actor,
 )
@@ -89,137 +84,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Booking codes avoid characters that look or sound alike (0/O, 1/I/L, 2/Z, 5/S, 8/B).
-CODE_ALPHABET = "ACDEFGHJKMNPQRTUVWXY3467"
-CODE_LENGTH = 8  # 24^8 ≈ 1.1e11 codes: unguessable at any rate a rate limiter allows
-
-
-# ---- booking -------------------------------------------------------------------------
-
-
-def book_slot(ctx: ServiceContext, *, slot_id: int, channel: str, now: datetime,
-              identity_input: IdentityInput | None = None, patient_ref: int | None = None,
-              booked_by: AddressInput | None = None, staff: Staff | None = None,
-              relation: str = "self", idempotency_key: str | None = None) -> r.Booked | r.Refusal:
-    """Book one place in a slot for one real identity: typed in (`identity_input`), or
-    a patient already linked to the booking address (`patient_ref`)."""
-
-    def attempt(uow: UnitOfWork) -> tuple[r.Booked | r.Refusal, list[audit.Entry]]:
-        connection = uow.session.connection()
-        address_id, actor = None, audit.Actor(f"staff:{staff.username}" if staff else "anonymous", channel)
-        if booked_by is not None:
-            locked = lock_address_row(ctx, connection, booked_by, now)
-            if isinstance(locked, r.Refusal):
-                return locked, []
-            address_id, address_name = locked
-            if staff is None:
-                actor = audit.Actor(address_name, channel)
-        if patient_ref is not None:
-            row = connection.execute(sql.LOCK_PATIENT_BY_ID, {"patient_id": patient_ref}).first()
-            if row is None or address_id is None:
-                return r.NotPermitted(), []
-            patient = LockedPatient(row.id, row.id_last4)
-        elif identity_input is not None:
-            patient = lock_patient_row(ctx, connection, identity_input, now)
-            if isinstance(patient, r.Refusal):
-                return patient, []
-        else:
-            return r.InvalidIdentity(field="id_number", reason="empty"), []
-        return _book_locked(ctx, connection, patient, slot_id, channel, now, actor,
-                            address_id=address_id, staff=staff, replacing_id=None,
-                            relation=relation, must_be_linked=patient_ref is not None)
-
-    return _run_booking(ctx, "book", idempotency_key, now, attempt)
-
-
-def _book_locked(ctx: ServiceContext, connection: Connection, patient: LockedPatient,
-                 slot_id: int, channel: str, now: datetime, actor: audit.Actor, *,
-                 address_id: int | None, staff: Staff | None, replacing_id: int | None,
-                 relation: str = "self", must_be_linked: bool = False,
-                 ) -> tuple[r.Booked | r.Refusal, list[audit.Entry]]:
-    """Book with the patient's (and address's) row lock already held. `replacing_id` is
-    left out of the quota counts: a reschedule moves a booking rather than adding one.
-    Returns the result and the audit entries to append if it stands."""
-    slot = connection.execute(sql.SLOT_WITH_RULES, {"slot_id": slot_id}).first()
-    if slot is None:
-        return r.SlotNotFound(), []
-    hospital_policy = ctx.settings.policy.overridden(slot.hospital_policy)
-    policy = hospital_policy.overridden(slot.policy_overrides)
-    tz = ZoneInfo(slot.timezone)
-    facts = connection.execute(sql.SUSPENSION_AND_LINKS, {
-        "patient_id": patient.id, "address_id": address_id, "now": now}).one()
-    new_link = address_id is not None and not facts.linked
-    if new_link:
-        if must_be_linked:
-            return r.NotPermitted(), []
-        limit = hospital_policy.patients_per_address  # an address's limit is hospital-wide
-        if limit and facts.links >= limit:
-            return r.TooManyPatients(limit=limit), []
-    if now < slot.release_at:
-        return r.NotYetOpen(opens_at=slot.release_at), []
-    closes_at = rules.booking_closes_at(policy, slot.visit_date, tz)
-    if now >= closes_at:
-        return r.BookingClosed(closed_at=closes_at), []
-    if facts.until is not None:
-        return r.Suspended(reason=facts.rule, until=facts.until), []
-    held = [row for row in connection.execute(sql.HELD_BOOKINGS, {
-        "patient_id": patient.id, "earliest": slot.visit_date - timedelta(days=90),
-        "latest": slot.visit_date + timedelta(days=90)}) if row.id != replacing_id]
-    for row in held:
-        if row.slot_id == slot.id and row.status in ACTIVE_STATUSES:
-            return r.AlreadyBooked(code=row.code), []
-    breach = rules.quota_breach(policy, [rules.HeldBooking(row.visit_date, row.department_id) for row in held],
-                                rules.HeldBooking(slot.visit_date, slot.department_id))
-    if breach is not None:
-        return r.QuotaExceeded(quota=breach.quota, limit=breach.limit), []
-    if connection.execute(sql.TAKE_PLACE, {"slot_id": slot.id}).first() is None:
-        return r.SlotFull(), []
-    entries = []
-    if new_link:
-        link_relation = "family" if relation == "family" else "self"
-        connection.execute(sql.INSERT_LINK, {"address_id": address_id, "patient_id": patient.id,
-                                             "relation": link_relation, "now": now, "channel": channel})
-        entries.append(audit.Entry(actor, "link.created", f"patient:{patient_ref(patient)}",
-                                   {"relation": link_relation}, now))
-    code = _new_code()
-    connection.execute(sql.INSERT_BOOKING, {
-        "code": code, "patient_id": patient.id, "slot_id": slot.id,
-        "department_id": slot.department_id, "visit_date": slot.visit_date, "channel": channel,
-        "address_id": address_id, "staff": staff.username if staff else None,
-        "replacing_id": replacing_id, "now": now})
-    entries.append(audit.Entry(actor, "booking.created", f"booking:{code}", {
-        "patient": patient_ref(patient), "slot": slot.id, "department": slot.code,
-        "starts_at": slot.starts_at.isoformat()}, now))
-    view = r.BookingView(
-        code=code, status=BOOKED, patient_ref=patient.id, id_last4=patient.id_last4,
-        department_id=slot.department_id, department_code=slot.code,
-        department_names=dict(slot.names), slot_id=slot.id, starts_at=slot.starts_at,
-        ends_at=slot.ends_at, visit_date=slot.visit_date, channel=channel,
-        cancel_deadline=rules.cancel_deadline(policy, slot.visit_date, tz))
-    return r.Booked(view), entries
-
-
-def _take_place(session: Session, slot_id: int) -> bool:
-    """The capacity rule: only succeeds while booked < capacity, even under a race."""
-    taken = session.execute(
-        update(Slot)
-        .where(Slot.id == slot_id, Slot.booked < Slot.capacity)
-        .values(booked=Slot.booked + 1)
-        .returning(Slot.id)
-    ).first()
-    return taken is not None
+# ---- booking (book.py) ---------------------------------------------------------------
 
 
 def _free_place(session: Session, slot_id: int) -> None:
     session.execute(
         update(Slot).where(Slot.id == slot_id, Slot.booked > 0).values(booked=Slot.booked - 1)
     )
-
-
-def _new_code() -> str:
-    """A random code; the unique index catches the rare repeat and the booking is
-    retried with another (see _run_booking)."""
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 
 
 # ---- cancelling and rescheduling ------------------------------------------------------
@@ -269,41 +140,50 @@ def reschedule_booking(ctx: ServiceContext, *, code: str, new_slot_id: int,
     """Move a booking atomically: the new place is taken before the old one is freed,
     and either both happen or neither does. A reschedule is not a cancellation."""
 
-    def attempt(uow: UnitOfWork) -> tuple[r.Rescheduled | r.Refusal, list[audit.Entry]]:
+    key = f"reschedule:{idempotency_key}" if idempotency_key is not None else None
+
+    def attempt(uow: UnitOfWork, db: driver.Cursor) -> Any:
+        replay = book.replayed(db, key)
+        if replay is not None:
+            return replay
         session = uow.session
         found = authorised_booking(ctx, session, code, requester)
         if isinstance(found, r.Refusal):
-            return found, []
+            return found
         old, patient = found
         if old.status != BOOKED:
-            return r.NotActive(status=old.status), []
+            return r.NotActive(status=old.status)
         if old.slot_id == new_slot_id:
-            return r.AlreadyBooked(code=old.code), []
+            return r.AlreadyBooked(code=old.code)
         department = session.get(Department, old.department_id)
         policy, tz = department_rules(ctx, session, department)
         deadline = rules.cancel_deadline(policy, old.visit_date, tz)
         if now >= deadline and not isinstance(requester, Staff):
-            return r.CancellationClosed(deadline=deadline), []
+            return r.CancellationClosed(deadline=deadline)
+        slot = db.run(sql.SLOT_WITH_RULES, {"slot_id": new_slot_id}).first()
+        if slot is None:
+            return r.SlotNotFound()
         actor = requester_actor(ctx, requester, channel)
         staff = requester if isinstance(requester, Staff) else None
         # The new place is taken first: if it can't be, nothing changes.
-        booked, entries = _book_locked(ctx, session.connection(), LockedPatient(patient.id, patient.id_last4),
-                                       new_slot_id, channel, now, actor,
-                                       address_id=old.booked_by_address_id, staff=staff,
-                                       replacing_id=old.id)
-        if isinstance(booked, r.Refusal):
-            return booked, []
+        placed = book.book_locked(ctx, db, LockedPatient(patient.id, patient.id_last4), slot,
+                                  channel, now, actor, address_id=old.booked_by_address_id,
+                                  staff=staff, replacing_id=old.id)
+        if isinstance(placed, r.Refusal):
+            return placed
+        new = placed.result.booking
         old.status = CANCELLED
         old.cancel_reason = "rescheduled"
         old.cancelled_at = now
         old.updated_at = now
         _free_place(session, old.slot_id)
         session.flush()
-        entries.append(audit.Entry(actor, "booking.rescheduled", f"booking:{old.code}",
-                                   {"patient": patient_ref(patient), "to": booked.booking.code}, now))
-        return r.Rescheduled(booking=booked.booking, previous_code=old.code), entries
+        entries = placed.entries + [audit.Entry(actor, "booking.rescheduled", f"booking:{old.code}",
+                                                {"patient": patient_ref(patient), "to": new.code}, now)]
+        return book.keep(ctx, uow, db, key, r.Rescheduled(booking=new, previous_code=old.code),
+                         entries, now)
 
-    return _run_booking(ctx, "reschedule", idempotency_key, now, attempt)
+    return book.run_booking(ctx, key, now, attempt)
 
 
 # ---- at the hospital -----------------------------------------------------------------
@@ -472,65 +352,6 @@ def _run(ctx: ServiceContext, use_case: str, idempotency_key: str | None, now: d
             )
         uow.commit()
         return result
-
-
-CODE_ATTEMPTS = 3
-
-
-def _run_booking(ctx: ServiceContext, use_case: str, idempotency_key: str | None, now: datetime,
-                 attempt: Callable[[UnitOfWork], tuple[Any, list[audit.Entry]]]) -> Any:
-    """The booking transaction, kept short: a replay is answered from its stored result;
-    otherwise `attempt` runs, and only a success is kept, with its audit entries and
-    result, in one commit. A refusal rolls everything back; its result is then stored
-    on its own, so a replay of the same event is refused the same way."""
-    key = f"{use_case}:{idempotency_key}" if idempotency_key is not None else None
-    result = None
-    for _ in range(CODE_ATTEMPTS):
-        try:
-            result = _booking_transaction(ctx, key, now, attempt)
-        except IntegrityError:
-            continue  # a booking code was drawn twice (about 1 in 10^11): draw again
-        break
-    if isinstance(result, r.Refusal) or result is _SUPERSEDED:
-        return _settle(ctx, key, None if result is _SUPERSEDED else result, now)
-    if result is None:
-        raise RuntimeError("booking kept failing on the database's unique constraints")
-    return result
-
-
-_SUPERSEDED = object()  # a concurrent replay of the same event committed first
-
-
-def _booking_transaction(ctx: ServiceContext, key: str | None, now: datetime, attempt) -> Any:
-    with ctx.uow() as uow:
-        connection = uow.session.connection()
-        if key is not None:
-            stored = connection.execute(sql.REPLAYED_RESULT, {"key": key}).scalar()
-            if stored is not None:
-                return r.from_json(stored)
-        result, entries = attempt(uow)
-        if isinstance(result, r.Refusal):
-            return result  # leaving the unit of work rolls back what the attempt wrote
-        audit.defer(uow.session, ctx.keyring.audit_key, entries)
-        if key is not None and connection.execute(sql.STORE_RESULT, {
-                "key": key, "now": now, "result": r.to_json(result)}).first() is None:
-            return _SUPERSEDED
-        uow.commit()
-        return result
-
-
-def _settle(ctx: ServiceContext, key: str | None, refusal: r.Refusal | None, now: datetime) -> Any:
-    """Store a refusal for replays, unless the event already has a result: then that
-    result is the answer."""
-    if key is None:
-        return refusal
-    with ctx.uow() as uow:
-        connection = uow.session.connection()
-        if refusal is not None and connection.execute(sql.STORE_RESULT, {
-                "key": key, "now": now, "result": r.to_json(refusal)}).first() is not None:
-            uow.commit()
-            return refusal
-        return r.from_json(connection.execute(sql.REPLAYED_RESULT, {"key": key}).scalar())
 
 
 def _suspend_if_due(ctx: ServiceContext, session: Session, patient: Patient, policy: Policy,

@@ -5,7 +5,8 @@ once, so its transaction is a short, fixed list of statements that both SQLite (
 and PostgreSQL run as written: upserts that lock (ON CONFLICT … DO UPDATE … RETURNING),
 one query per kind of fact, and a conditional UPDATE for capacity. Compiled once at
 import, they cost a fraction of building ORM statements per call. Types are declared
-so both databases hand back the same Python values. Only service.py uses these.
+so both databases hand back the same Python values. Only the booking path (book.py) and
+records.py use these, through driver.py.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ LOCK_ADDRESS = text(
     "INSERT INTO channel_address (kind, address_index, address_encrypted, version, created_at) "
     "VALUES (:kind, :address_index, :address_encrypted, 0, :now) "
     "ON CONFLICT (kind, address_index) DO UPDATE SET version = channel_address.version + 1 "
-    "RETURNING id"
+    "RETURNING id, version"
 ).bindparams(bindparam("now", type_=UTCDateTime))
 
 # Creates the patient on first booking, and takes the patient's row lock either way:
@@ -39,9 +40,9 @@ LOCK_PATIENT = text(
     "VALUES (:id_kind, :id_index, :id_encrypted, :id_last4, :name_index, :name_encrypted, "
     ":birth_date, 0, :now) "
     "ON CONFLICT (id_index) DO UPDATE SET version = patient.version + 1 "
-    "RETURNING id, name_index, birth_date, id_last4"
+    "RETURNING id, name_index, birth_date, id_last4, version"
 ).bindparams(bindparam("now", type_=UTCDateTime), bindparam("birth_date", type_=Date)).columns(
-    id=Integer, name_index=String, birth_date=Date, id_last4=String)
+    id=Integer, name_index=String, birth_date=Date, id_last4=String, version=Integer)
 
 LOCK_PATIENT_BY_ID = text(
     "UPDATE patient SET version = version + 1 WHERE id = :patient_id RETURNING id, id_last4"
@@ -76,6 +77,9 @@ SUSPENSION_AND_LINKS = text(
     " AND patient_id = :patient_id) AS linked"
 ).bindparams(bindparam("now", type_=UTCDateTime)).columns(
     until=UTCDateTime, rule=String, links=Integer, linked=Integer)
+
+LINKS_OF_ADDRESS = text(
+    "SELECT count(*) AS links FROM patient_link WHERE address_id = :address_id")
 
 # The capacity rule: succeeds only while a place is free, whatever runs alongside.
 TAKE_PLACE = text(

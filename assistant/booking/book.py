@@ -1,0 +1,289 @@
+"""Booking a place: the use case that runs at release time, when everyone books at once.
+
+Rule: one booking is one short transaction of fixed statements (statements.py) run on
+the driver's cursor (driver.py) in four batches. On PostgreSQL each batch is one round
+trip. Locks are taken in the service layer's order: address, patient, slot, and the
+audit head last.
+
+  1. the stored result of a replay; the address and patient row locks; the slot and
+     its rules
+  2. under the patient's lock: the patient's suspension, links and held bookings, which
+     a patient created by this transaction doesn't have yet, so they are skipped
+  3. the place (a conditional UPDATE), the link, the booking, and the audit head lock
+  4. the audit events, the head and the stored result; then one commit
+
+A refusal rolls back everything the transaction wrote and is then stored on its own, so
+a replay of the same event is refused the same way. `book_locked` (steps 2 and 3) is
+shared with rescheduling, which writes its audit events at commit instead.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import IntegrityError
+
+from assistant.booking import audit, driver, policy as rules, results as r, statements as sql
+from assistant.booking.inputs import AddressInput, IdentityInput, ServiceContext, Staff
+from assistant.booking.models import ACTIVE_STATUSES, BOOKED
+from assistant.booking.records import (
+    LockedPatient,
+    lock_address_row,
+    lock_patient_row,
+    locked_patient,
+    patient_ref as masked_patient,
+    prepare_address,
+    prepare_identity,
+)
+from assistant.booking.uow import UnitOfWork
+
+# Booking codes avoid characters that look or sound alike (0/O, 1/I/L, 2/Z, 5/S, 8/B).
+CODE_ALPHABET = "ACDEFGHJKMNPQRTUVWXY3467"
+CODE_LENGTH = 8  # 24^8 ≈ 1.1e11 codes: unguessable at any rate a rate limiter allows
+CODE_ATTEMPTS = 3
+
+
+def book_slot(ctx: ServiceContext, *, slot_id: int, channel: str, now: datetime,
+              identity_input: IdentityInput | None = None, patient_ref: int | None = None,
+              booked_by: AddressInput | None = None, staff: Staff | None = None,
+              relation: str = "self", idempotency_key: str | None = None) -> r.Booked | r.Refusal:
+    """Book one place in a slot for one real identity: typed in (`identity_input`), or
+    a patient already linked to the booking address (`patient_ref`)."""
+    key = f"book:{idempotency_key}" if idempotency_key is not None else None
+    # Inputs are checked, blinded and encrypted before the transaction starts.
+    address = prepare_address(ctx, booked_by) if booked_by is not None else None
+    if isinstance(address, r.Refusal):
+        return settle(ctx, key, address, now)
+    if patient_ref is not None:
+        if address is None:
+            return settle(ctx, key, r.NotPermitted(), now)
+        given = None
+    elif identity_input is not None:
+        given = prepare_identity(ctx, identity_input, now.date())
+        if isinstance(given, r.Refusal):
+            return settle(ctx, key, given, now)
+    else:
+        return settle(ctx, key, r.InvalidIdentity(field="id_number", reason="empty"), now)
+
+    def attempt(uow: UnitOfWork, db: driver.Cursor) -> Any:
+        with db.batch():  # 1
+            replay = db.run(sql.REPLAYED_RESULT, {"key": key}) if key is not None else None
+            address_row = lock_address_row(db, address, now) if address is not None else None
+            if given is not None:
+                patient_row = lock_patient_row(db, given, now)
+            else:
+                patient_row = db.run(sql.LOCK_PATIENT_BY_ID, {"patient_id": patient_ref})
+            slot_row = db.run(sql.SLOT_WITH_RULES, {"slot_id": slot_id})
+        stored = replay.scalar() if replay is not None else None
+        if stored is not None:
+            return Replayed(r.from_json(stored))
+        address_id = address_new = None
+        if address_row is not None:
+            address_id, address_version = address_row.one()
+            address_new = address_version == 0
+        row = patient_row.first()
+        if row is None:
+            return r.NotPermitted()
+        patient = (locked_patient(given, row) if given is not None
+                   else LockedPatient(row.id, row.id_last4))
+        if isinstance(patient, r.Refusal):
+            return patient
+        slot = slot_row.first()
+        if slot is None:
+            return r.SlotNotFound()
+        if staff is not None:
+            actor = audit.Actor(f"staff:{staff.username}", channel)
+        else:
+            actor = audit.Actor(address.actor if address is not None else "anonymous", channel)
+        placed = book_locked(ctx, db, patient, slot, channel, now, actor,
+                             address_id=address_id, address_is_new=bool(address_new),
+                             staff=staff, replacing_id=None, relation=relation,
+                             must_be_linked=patient_ref is not None, lock_audit_head=True)
+        if isinstance(placed, r.Refusal):
+            return placed
+        with db.batch():  # 4
+            audit.write_locked(db, ctx.keyring.audit_key, placed.audit_head.first(), placed.entries)
+            kept = (db.run(sql.STORE_RESULT, {"key": key, "now": now,
+                                              "result": r.to_json(placed.result)})
+                    if key is not None else None)
+        if kept is not None and kept.first() is None:
+            return SUPERSEDED
+        uow.commit()
+        return placed.result
+
+    return run_booking(ctx, key, now, attempt)
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A place taken under the patient's lock: the result, and the audit entries to
+    append if it stands (with the head row already locked, if asked for)."""
+
+    result: r.Booked
+    entries: list[audit.Entry]
+    audit_head: driver.Rows | None
+
+
+def book_locked(ctx: ServiceContext, db: driver.Cursor, patient: LockedPatient, slot: Any,
+                channel: str, now: datetime, actor: audit.Actor, *, address_id: int | None,
+                staff: Staff | None, replacing_id: int | None, relation: str = "self",
+                must_be_linked: bool = False, address_is_new: bool = False,
+                lock_audit_head: bool = False) -> Placed | r.Refusal:
+    """Book `slot` (a SLOT_WITH_RULES row) with the patient's (and address's) row lock
+    already held. `replacing_id` is left out of the quota counts: a reschedule moves a
+    booking rather than adding one."""
+    hospital_policy = ctx.settings.policy.overridden(slot.hospital_policy)
+    policy = hospital_policy.overridden(slot.policy_overrides)
+    tz = ZoneInfo(slot.timezone)
+    if patient.is_new:
+        # A patient this transaction created has no links, suspension or bookings yet.
+        links = 0 if address_is_new or address_id is None else db.run(
+            sql.LINKS_OF_ADDRESS, {"address_id": address_id}).scalar()
+        facts = NoHistory(links=links)
+        held = []
+    else:
+        with db.batch():  # 2
+            facts_rows = db.run(sql.SUSPENSION_AND_LINKS, {
+                "patient_id": patient.id, "address_id": address_id, "now": now})
+            held_rows = db.run(sql.HELD_BOOKINGS, {
+                "patient_id": patient.id, "earliest": slot.visit_date - timedelta(days=90),
+                "latest": slot.visit_date + timedelta(days=90)})
+        facts = facts_rows.one()
+        held = [row for row in held_rows if row.id != replacing_id]
+    new_link = address_id is not None and not facts.linked
+    if new_link:
+        if must_be_linked:
+            return r.NotPermitted()
+        limit = hospital_policy.patients_per_address  # an address's limit is hospital-wide
+        if limit and facts.links >= limit:
+            return r.TooManyPatients(limit=limit)
+    if now < slot.release_at:
+        return r.NotYetOpen(opens_at=slot.release_at)
+    closes_at = rules.booking_closes_at(policy, slot.visit_date, tz)
+    if now >= closes_at:
+        return r.BookingClosed(closed_at=closes_at)
+    if facts.until is not None:
+        return r.Suspended(reason=facts.rule, until=facts.until)
+    for row in held:
+        if row.slot_id == slot.id and row.status in ACTIVE_STATUSES:
+            return r.AlreadyBooked(code=row.code)
+    breach = rules.quota_breach(policy, [rules.HeldBooking(row.visit_date, row.department_id) for row in held],
+                                rules.HeldBooking(slot.visit_date, slot.department_id))
+    if breach is not None:
+        return r.QuotaExceeded(quota=breach.quota, limit=breach.limit)
+
+    code = new_code()
+    entries = []
+    with db.batch():  # 3
+        taken = db.run(sql.TAKE_PLACE, {"slot_id": slot.id})
+        if new_link:
+            link_relation = "family" if relation == "family" else "self"
+            db.run(sql.INSERT_LINK, {"address_id": address_id, "patient_id": patient.id,
+                                     "relation": link_relation, "now": now, "channel": channel})
+            entries.append(audit.Entry(actor, "link.created", f"patient:{masked_patient(patient)}",
+                                       {"relation": link_relation}, now))
+        db.run(sql.INSERT_BOOKING, {
+            "code": code, "patient_id": patient.id, "slot_id": slot.id,
+            "department_id": slot.department_id, "visit_date": slot.visit_date,
+            "channel": channel, "address_id": address_id,
+            "staff": staff.username if staff else None, "replacing_id": replacing_id,
+            "now": now})
+        entries.append(audit.Entry(actor, "booking.created", f"booking:{code}", {
+            "patient": masked_patient(patient), "slot": slot.id, "department": slot.code,
+            "starts_at": slot.starts_at.isoformat()}, now))
+        # The head is locked after the place: it stays the last lock taken.
+        head = audit.lock_head(db, len(entries)) if lock_audit_head else None
+    if taken.first() is None:
+        return r.SlotFull()  # the caller rolls back the link and booking sent alongside
+    view = r.BookingView(
+        code=code, status=BOOKED, patient_ref=patient.id, id_last4=patient.id_last4,
+        department_id=slot.department_id, department_code=slot.code,
+        department_names=dict(slot.names), slot_id=slot.id, starts_at=slot.starts_at,
+        ends_at=slot.ends_at, visit_date=slot.visit_date, channel=channel,
+        cancel_deadline=rules.cancel_deadline(policy, slot.visit_date, tz))
+    return Placed(r.Booked(view), entries, head)
+
+
+@dataclass(frozen=True)
+class NoHistory:
+    """SUSPENSION_AND_LINKS for a patient created by this transaction."""
+
+    links: int
+    linked: int = 0
+    until: datetime | None = None
+    rule: str | None = None
+
+
+def new_code() -> str:
+    """A random code; the unique index catches the rare repeat and the booking is
+    retried with another (see run_booking)."""
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+# ---- the transaction around a booking ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """The event was already handled; this is the result it got."""
+
+    result: Any
+
+
+SUPERSEDED = object()  # a concurrent replay of the same event committed first
+
+
+def run_booking(ctx: ServiceContext, key: str | None, now: datetime,
+                attempt: Callable[[UnitOfWork, driver.Cursor], Any]) -> Any:
+    """Run `attempt` in a transaction, kept short; it commits a success itself. A
+    refusal rolls everything back and is then stored on its own for replays."""
+    result = None
+    for _ in range(CODE_ATTEMPTS):
+        try:
+            with ctx.uow() as uow:
+                result = attempt(uow, driver.Cursor(uow.session.connection()))
+        except IntegrityError:
+            continue  # a booking code was drawn twice (about 1 in 10^11): draw again
+        break
+    if isinstance(result, Replayed):
+        return result.result
+    if isinstance(result, r.Refusal) or result is SUPERSEDED:
+        return settle(ctx, key, None if result is SUPERSEDED else result, now)
+    if result is None:
+        raise RuntimeError("booking kept failing on the database's unique constraints")
+    return result
+
+
+def keep(ctx: ServiceContext, uow: UnitOfWork, db: driver.Cursor, key: str | None, result: Any,
+         entries: list[audit.Entry], now: datetime) -> Any:
+    """Commit a success with its audit entries (appended at commit) and, for replays,
+    its result."""
+    audit.defer(uow.session, ctx.keyring.audit_key, entries)
+    if key is not None and db.run(sql.STORE_RESULT, {
+            "key": key, "now": now, "result": r.to_json(result)}).first() is None:
+        return SUPERSEDED
+    uow.commit()
+    return result
+
+
+def replayed(db: driver.Cursor, key: str | None) -> Replayed | None:
+    stored = db.run(sql.REPLAYED_RESULT, {"key": key}).scalar() if key is not None else None
+    return Replayed(r.from_json(stored)) if stored is not None else None
+
+
+def settle(ctx: ServiceContext, key: str | None, refusal: r.Refusal | None, now: datetime) -> Any:
+    """Store a refusal for replays, unless the event already has a result: then that
+    result is the answer."""
+    if key is None:
+        return refusal
+    with ctx.uow() as uow:
+        db = driver.Cursor(uow.session.connection())
+        if refusal is not None and db.run(sql.STORE_RESULT, {
+                "key": key, "now": now, "result": r.to_json(refusal)}).first() is not None:
+            uow.commit()
+            return refusal
+        return r.from_json(db.run(sql.REPLAYED_RESULT, {"key": key}).scalar())
