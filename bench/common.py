@@ -12,6 +12,7 @@ from typing import Sequence
 
 from sqlalchemy import event
 
+from assistant.booking import driver
 from assistant.booking.identity import cn_resident_id_check_char
 
 
@@ -36,18 +37,20 @@ LIBRARY_AREAS = (
 
 
 def count_statements(engine, run) -> int:
-    """How many statements `run` sends through a cursor: SQLite's BEGIN IMMEDIATE and
-    SAVEPOINTs count; COMMIT, psycopg's implicit BEGIN and the pre-ping don't."""
+    """How many statements `run` sends, through SQLAlchemy or straight to the driver
+    (assistant/booking/driver.py). BEGIN, COMMIT and the pre-ping don't count."""
     seen = []
 
     def tally(*_args):
         seen.append(1)
 
     event.listen(engine, "before_cursor_execute", tally)
+    driver.observers.append(tally)
     try:
         run()
     finally:
         event.remove(engine, "before_cursor_execute", tally)
+        driver.observers.remove(tally)
     return len(seen)
 
 

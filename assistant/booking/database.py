@@ -48,9 +48,11 @@ def _sqlite_engine(url: str, busy_timeout: float) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection):
+        # Straight to the driver: this runs at the start of every transaction.
+        dbapi_connection = connection.connection.dbapi_connection
         if connection.get_execution_options().get(READ_ONLY):
-            connection.exec_driver_sql("BEGIN")
+            dbapi_connection.execute("BEGIN")
         else:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            dbapi_connection.execute("BEGIN IMMEDIATE")
 
     return engine

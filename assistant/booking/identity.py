@@ -16,6 +16,7 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 
 import phonenumbers
 from cryptography.fernet import Fernet, InvalidToken
@@ -220,7 +221,7 @@ class Keyring:
         message = f"{purpose}\x00{value}".encode()
         return hmac.new(self.blind_index_key, message, hashlib.sha256).hexdigest()
 
-    @property
+    @cached_property
     def audit_key(self) -> bytes:
         return hmac.new(self.blind_index_key, b"careline audit chain", hashlib.sha256).digest()
 
@@ -234,6 +235,6 @@ class Keyring:
         except (InvalidToken, ValueError):
             return None
 
-    @property
+    @cached_property  # built once: every booking encrypts three values
     def _fernet(self) -> Fernet:
         return Fernet(self.encryption_key)
