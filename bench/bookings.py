@@ -20,17 +20,23 @@ median of the rounds is reported. PostgreSQL runs in a schema private to the run
 created and dropped here; it is skipped with a message when unreachable.
 
     python bench/bookings.py [--bookings N] [--rounds R] [--only sqlite|postgres]
-                             [--profile]
+                             [--profile] [--wal-pages]
+
+`--wal-pages` measures instead which pages one booking and one baseline insert write on
+SQLite: the WAL frames each commit appends, by table or index.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import cProfile
 import io
 import os
 import pstats
+import sqlite3
 import statistics
+import struct
 import sys
 import tempfile
 import time
@@ -44,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, insert, text  # noqa: E402
+from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, event, insert, text  # noqa: E402
 
 from assistant.booking import migrate, results as r, service  # noqa: E402
 from assistant.booking.identity import Keyring  # noqa: E402
@@ -240,6 +246,51 @@ def run_sqlite(args) -> Figures:
             app.close()
 
 
+def wal_pages(args) -> None:
+    """Frames appended to the WAL per operation, by table or index (SQLite's dbstat)."""
+    with tempfile.TemporaryDirectory(prefix="careline-bench-") as tmp:
+        path = Path(tmp) / "careline.db"
+        app = build_app(f"sqlite:///{path}", Path(tmp) / "instance")
+        try:
+            migrate.upgrade(app.engine)
+            app.engine.dispose()
+
+            @event.listens_for(app.engine, "connect")
+            def _keep_wal(dbapi_connection, _record):  # frames stay in the WAL to be read
+                dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+
+            target = Target(app, WARMUP + args.bookings)
+            target.service(WARMUP)
+            target.baseline(WARMUP)
+            for name, run in (("booking", target.service), ("baseline insert", target.baseline)):
+                app.engine.dispose()
+                with sqlite3.connect(path) as raw:
+                    raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                run(args.bookings)
+                app.engine.dispose()
+                pages = _wal_frame_pages(Path(f"{path}-wal"))
+                with sqlite3.connect(path) as raw:
+                    names = dict(raw.execute("SELECT pageno, name FROM dbstat").fetchall())
+                by_tree = collections.Counter(names.get(page, f"page {page}") for page in pages)
+                print(f"sqlite, {name}: {len(pages) / args.bookings:.1f} WAL frames per commit "
+                      f"(mean of {args.bookings})")
+                for tree, count in by_tree.most_common():
+                    print(f"  {count / args.bookings:5.2f}  {tree}")
+        finally:
+            app.close()
+
+
+def _wal_frame_pages(wal: Path) -> list[int]:
+    """The page number of every frame in a WAL file (see sqlite.org/fileformat.html)."""
+    data = wal.read_bytes()
+    page_size = struct.unpack(">I", data[8:12])[0]
+    pages, offset = [], 32
+    while offset + 24 + page_size <= len(data):
+        pages.append(struct.unpack(">I", data[offset:offset + 4])[0])
+        offset += 24 + page_size
+    return pages
+
+
 def run_postgres(args) -> Figures | None:
     schema = f"careline_bench_{uuid.uuid4().hex[:10]}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT",
@@ -278,9 +329,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=("sqlite", "postgres"), help="one database only")
     parser.add_argument("--profile", action="store_true",
                         help="after measuring, cProfile one more round of service bookings")
+    parser.add_argument("--wal-pages", action="store_true",
+                        help="instead, count the pages each commit writes on SQLite, by table")
     args = parser.parse_args(argv)
     if args.bookings < 1 or args.rounds < 1:
         parser.error("--bookings and --rounds must be at least 1")
+    if args.wal_pages:
+        wal_pages(args)
+        return 0
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"{args.bookings} operations per round, {args.rounds} rounds, median reported "
           f"(warm-up {WARMUP} each); load average at start {load}")

@@ -223,7 +223,8 @@ class PatientLink(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     address_id: Mapped[int] = mapped_column(ForeignKey("channel_address.id"))
-    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
+    # No index of its own: links are always looked up by address first.
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"))
     relation: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_via: Mapped[str] = mapped_column(String(16))  # channel that made the link
@@ -301,7 +302,7 @@ class AuditEvent(Base):
     subject: Mapped[str] = mapped_column(String(100))
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64))  # `audit verify` checks the chain
 
 
 class AuditHead(Base):
