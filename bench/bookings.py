@@ -6,7 +6,9 @@ idempotency key from the inbound message): identity validation, blind indexes, F
 encryption, the idempotency claim, the address, patient and slot locks, the link, the
 quota and capacity rules, the audit chain and one commit. Every booking is for a
 distinct, valid Chinese resident ID and a distinct phone, into released slots with
-room, so every result must be `Booked`.
+room, so every result must be `Booked`. By default each is the patient's first booking,
+which creates the patient, the address and their link; with `--returning`, each patient
+booked once the day before from the same phone, so the booking finds them and counts.
 
 The baseline: a loop of one-row INSERT plus COMMIT into a simple table in the same
 database, through the same engine (`create_db_engine`, via `bootstrap.build`). It costs
@@ -20,7 +22,7 @@ median of the rounds is reported. PostgreSQL runs in a schema private to the run
 created and dropped here; it is skipped with a message when unreachable.
 
     python bench/bookings.py [--bookings N] [--rounds R] [--only sqlite|postgres]
-                             [--profile] [--wal-pages]
+                             [--returning] [--profile] [--wal-pages]
 
 `--wal-pages` measures instead which pages one booking and one baseline insert write on
 SQLite: the WAL frames each commit appends, by table or index.
@@ -65,6 +67,7 @@ POSTGRES_URL = os.environ.get(
 )
 TZ = ZoneInfo("Asia/Shanghai")
 VISIT = date(2026, 12, 8)  # released 1 Dec 15:00, booking closes 7 Dec 16:00 (local)
+EARLIER_VISIT = VISIT - timedelta(days=1)  # --returning: each patient's first booking
 NOW = datetime(2026, 12, 5, 9, 0, tzinfo=TZ).astimezone(timezone.utc)
 SLOT_CAPACITY = 10
 WARMUP = 100
@@ -96,8 +99,9 @@ PAYLOAD = "x" * 100
 class Target:
     """A migrated database with one hospital and enough released slots."""
 
-    def __init__(self, app: App, total_bookings: int) -> None:
+    def __init__(self, app: App, total_bookings: int, returning: bool = False) -> None:
         self.app = app
+        self.returning = returning
         self.engine = app.engine
         self.ctx = app.services
         self.booked = 0
@@ -114,18 +118,25 @@ class Target:
                                     policy_overrides={}, sort_order=0, active=True)
             session.add(department)
             session.flush()
-            release = datetime.combine(VISIT - timedelta(days=7), clock_time(15), tzinfo=TZ)
-            first = datetime.combine(VISIT, clock_time(8), tzinfo=TZ)
-            slots = []
-            for i in range(-(-total_bookings // SLOT_CAPACITY)):
-                starts = first + timedelta(seconds=20 * i)  # distinct times, same day
-                slots.append(Slot(department_id=department.id, starts_at=starts,
-                                  ends_at=starts + timedelta(minutes=30), visit_date=VISIT,
-                                  capacity=SLOT_CAPACITY, booked=0, release_at=release))
-            session.add_all(slots)
-            session.flush()
-            self.slot_ids = [s.id for s in slots]
+            self.slot_ids = self._add_slots(session, department.id, VISIT, total_bookings)
+            if returning:
+                self.earlier_slot_ids = self._add_slots(session, department.id, EARLIER_VISIT,
+                                                        total_bookings)
             uow.commit()
+
+    @staticmethod
+    def _add_slots(session, department_id: int, day: date, places: int) -> list[int]:
+        release = datetime.combine(day - timedelta(days=7), clock_time(15), tzinfo=TZ)
+        first = datetime.combine(day, clock_time(8), tzinfo=TZ)
+        slots = []
+        for i in range(-(-places // SLOT_CAPACITY)):
+            starts = first + timedelta(seconds=20 * i)  # distinct times, same day
+            slots.append(Slot(department_id=department_id, starts_at=starts,
+                              ends_at=starts + timedelta(minutes=30), visit_date=day,
+                              capacity=SLOT_CAPACITY, booked=0, release_at=release))
+        session.add_all(slots)
+        session.flush()
+        return [s.id for s in slots]
 
     def baseline(self, n: int) -> float:
         """Inserts per second: one row, one transaction, one commit each."""
@@ -137,21 +148,32 @@ class Target:
                 connection.execute(statement, {"payload": PAYLOAD})
         return n / (time.perf_counter() - started)
 
+    def prepare(self, n: int) -> None:
+        """With `returning`, the next n patients book once the day before, from the same
+        phone (untimed): their timed booking then finds the patient, the link and a
+        booking to count."""
+        if self.returning:
+            for k in range(self.booked, self.booked + n):
+                self._book(k, self.earlier_slot_ids, "first")
+
     def service(self, n: int) -> float:
         """Bookings per second through service.book_slot."""
-        ctx, slot_ids, first = self.ctx, self.slot_ids, self.booked
+        first = self.booked
         started = time.perf_counter()
         for k in range(first, first + n):
-            result = service.book_slot(
-                ctx, identity_input=patient(k), slot_id=slot_ids[k // SLOT_CAPACITY],
-                channel="sms", now=NOW, booked_by=caller(k), relation="self",
-                idempotency_key=f"sms:bench-{k}:book",  # as conversation_backend keys it
-            )
-            if not isinstance(result, r.Booked):
-                raise AssertionError(f"booking {k} was refused: {result!r}")
+            self._book(k, self.slot_ids, "book")
         elapsed = time.perf_counter() - started
         self.booked += n
         return n / elapsed
+
+    def _book(self, k: int, slot_ids: list[int], event: str) -> None:
+        result = service.book_slot(
+            self.ctx, identity_input=patient(k), slot_id=slot_ids[k // SLOT_CAPACITY],
+            channel="sms", now=NOW, booked_by=caller(k), relation="self",
+            idempotency_key=f"sms:bench-{k}-{event}:book",  # as conversation_backend keys it
+        )
+        if not isinstance(result, r.Booked):
+            raise AssertionError(f"booking {k} was refused: {result!r}")
 
 
 @dataclass
@@ -185,9 +207,11 @@ def measure(name: str, target: Target, bookings: int, rounds: int, profile: bool
     # Warm-up (pool, statement caches, prepared statements), counting statements too.
     figures.baseline_statements = count_statements(
         target.engine, lambda: target.baseline(WARMUP)) / WARMUP
+    target.prepare(WARMUP)
     figures.service_statements = count_statements(
         target.engine, lambda: target.service(WARMUP)) / WARMUP
     for i in range(rounds):
+        target.prepare(bookings)
         if i % 2 == 0:
             figures.baseline.append(target.baseline(bookings))
             figures.service.append(target.service(bookings))
@@ -195,6 +219,7 @@ def measure(name: str, target: Target, bookings: int, rounds: int, profile: bool
             figures.service.append(target.service(bookings))
             figures.baseline.append(target.baseline(bookings))
     if profile:
+        target.prepare(bookings)
         profiler = cProfile.Profile()
         profiler.enable()
         target.service(bookings)
@@ -240,7 +265,7 @@ def run_sqlite(args) -> Figures:
         app = build_app(f"sqlite:///{Path(tmp) / 'careline.db'}", Path(tmp) / "instance")
         try:
             migrate.upgrade(app.engine)
-            return measure("sqlite", Target(app, total_bookings(args)), args.bookings,
+            return measure("sqlite", Target(app, total_bookings(args), args.returning), args.bookings,
                            args.rounds, args.profile)
         finally:
             app.close()
@@ -259,9 +284,11 @@ def wal_pages(args) -> None:
             def _keep_wal(dbapi_connection, _record):  # frames stay in the WAL to be read
                 dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
 
-            target = Target(app, WARMUP + args.bookings)
+            target = Target(app, WARMUP + args.bookings, args.returning)
+            target.prepare(WARMUP)
             target.service(WARMUP)
             target.baseline(WARMUP)
+            target.prepare(args.bookings)
             for name, run in (("booking", target.service), ("baseline insert", target.baseline)):
                 app.engine.dispose()
                 with sqlite3.connect(path) as raw:
@@ -311,7 +338,7 @@ def run_postgres(args) -> Figures | None:
             app = build_app(url, Path(tmp) / "instance")
             try:
                 migrate.upgrade(app.engine)
-                return measure("postgres", Target(app, total_bookings(args)), args.bookings,
+                return measure("postgres", Target(app, total_bookings(args), args.returning), args.bookings,
                                args.rounds, args.profile)
             finally:
                 app.close()
@@ -329,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=("sqlite", "postgres"), help="one database only")
     parser.add_argument("--profile", action="store_true",
                         help="after measuring, cProfile one more round of service bookings")
+    parser.add_argument("--returning", action="store_true",
+                        help="book for patients who already booked once from the same phone")
     parser.add_argument("--wal-pages", action="store_true",
                         help="instead, count the pages each commit writes on SQLite, by table")
     args = parser.parse_args(argv)
@@ -338,8 +367,9 @@ def main(argv: list[str] | None = None) -> int:
         wal_pages(args)
         return 0
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    who = "returning patients" if args.returning else "new patients"
     print(f"{args.bookings} operations per round, {args.rounds} rounds, median reported "
-          f"(warm-up {WARMUP} each); load average at start {load}")
+          f"(warm-up {WARMUP} each); bookings by {who}; load average at start {load}")
     for name, run in (("sqlite", run_sqlite), ("postgres", run_postgres)):
         if args.only in (None, name):
             figures = run(args)
