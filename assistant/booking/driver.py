@@ -76,42 +76,51 @@ sql_log = logging.getLogger("sqlalchemy.engine.Engine")
 observers: list[Callable[[str], None]] = []
 
 
+_row_types: dict[tuple[str, ...], type] = {}
+
+
+def _row_type(names: tuple[str, ...]) -> type:
+    """A named tuple per column list, made once: rows read like SQLAlchemy's (row.id)."""
+    found = _row_types.get(names)
+    if found is None:
+        found = _row_types.setdefault(names, namedtuple("Row", names, rename=True))
+    return found
+
+
 class Rows:
     """The rows one statement returned, converted like SQLAlchemy would. In a
     PostgreSQL batch they are fetched on first use, once the batch has been sent."""
-
-    _row_types: dict[tuple[str, ...], type] = {}
 
     def __init__(self, compiled: _Compiled, cursor: Any, owner: "Cursor") -> None:
         self._compiled = compiled
         self._cursor = cursor
         self._owner = owner
-        self._dialect = owner._dialect
+        self._sent_in = owner._pipeline  # the batch it went out in, if any
         self._rows: list | None = None
 
     def _fetch(self) -> list:
         if self._rows is None:
-            self._owner._sync()  # read inside a batch: send what is queued and wait
-            cursor = self._cursor
-            if cursor.description is None:
-                self._rows = []
-            else:
-                try:
-                    raw = cursor.fetchall()
-                except self._dialect.loaded_dbapi.Error as error:
-                    raise _translated(error, self._compiled, self._dialect) from error
-                names = tuple(column[0] for column in cursor.description)
-                row_type = self._row_types.get(names)
-                if row_type is None:
-                    row_type = self._row_types.setdefault(names, namedtuple("Row", names, rename=True))
-                processors = self._compiled.result
-                if processors is None:
-                    self._rows = [row_type._make(row) for row in raw]
-                else:
-                    self._rows = [row_type._make(value if process is None else process(value)
-                                                 for process, value in zip(processors, row))
-                                  for row in raw]
+            if self._sent_in is not None and self._sent_in is self._owner._pipeline:
+                self._owner._sync()  # read inside its own batch: send the batch and wait
+            self._rows = self._read()
         return self._rows
+
+    def _read(self) -> list:
+        cursor = self._cursor
+        if cursor.description is None:  # no RETURNING
+            return []
+        dialect = self._owner._dialect
+        try:
+            raw = cursor.fetchall()
+        except dialect.loaded_dbapi.Error as error:
+            raise _translated(error, self._compiled, dialect) from error
+        row_type = _row_type(tuple(column[0] for column in cursor.description))
+        processors = self._compiled.result
+        if processors is None:
+            return [row_type._make(row) for row in raw]
+        return [row_type._make(value if process is None else process(value)
+                               for process, value in zip(processors, row))
+                for row in raw]
 
     def all(self) -> list:
         return self._fetch()
