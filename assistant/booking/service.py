@@ -2,9 +2,10 @@
 
 Rule: every function here opens its own unit of work, applies the booking rules, writes
 an audit event for each state change and commits once, returning a typed result or a
-typed refusal from `results`. Locks are always taken in the same order (channel
-address, then patient, then slots) so concurrent use cases cannot deadlock. Time is an
-argument; nothing here reads the clock.
+typed refusal from `results`. Booking itself lives in book.py and is re-exported here.
+Locks are always taken in the same order (channel address, then patient, then slots)
+so concurrent use cases cannot deadlock. Time is an argument; nothing here reads the
+clock.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# ---- booking (book.py) ---------------------------------------------------------------
+# ---- cancelling and rescheduling (booking itself is in book.py) ------------------------
 
 
 def _free_place(session: Session, slot_id: int) -> None:
@@ -92,8 +93,6 @@ def _free_place(session: Session, slot_id: int) -> None:
         update(Slot).where(Slot.id == slot_id, Slot.booked > 0).values(booked=Slot.booked - 1)
     )
 
-
-# ---- cancelling and rescheduling ------------------------------------------------------
 
 
 def cancel_booking(ctx: ServiceContext, *, code: str, requester: Requester, channel: str,
