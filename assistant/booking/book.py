@@ -78,13 +78,13 @@ def book_slot(ctx: ServiceContext, *, slot_id: int, channel: str, now: datetime,
             else:
                 patient_row = db.run(sql.LOCK_PATIENT_BY_ID, {"patient_id": patient_ref})
             slot_row = db.run(sql.SLOT_WITH_RULES, {"slot_id": slot_id})
-        stored = replay.scalar() if replay is not None else None
-        if stored is not None:
-            return Replayed(r.from_json(stored))
-        address_id = address_new = None
+        earlier = replay_in(replay) if replay is not None else None
+        if earlier is not None:
+            return earlier
+        address_id, address_is_new = None, False
         if address_row is not None:
             address_id, address_version = address_row.one()
-            address_new = address_version == 0
+            address_is_new = address_version == 0
         row = patient_row.first()
         if row is None:
             return r.NotPermitted()
@@ -100,7 +100,7 @@ def book_slot(ctx: ServiceContext, *, slot_id: int, channel: str, now: datetime,
         else:
             actor = audit.Actor(address.actor if address is not None else "anonymous", channel)
         placed = book_locked(ctx, db, patient, slot, channel, now, actor,
-                             address_id=address_id, address_is_new=bool(address_new),
+                             address_id=address_id, address_is_new=address_is_new,
                              staff=staff, replacing_id=None, relation=relation,
                              must_be_linked=patient_ref is not None, lock_audit_head=True)
         if isinstance(placed, r.Refusal):
@@ -271,7 +271,12 @@ def keep(ctx: ServiceContext, uow: UnitOfWork, db: driver.Cursor, key: str | Non
 
 
 def replayed(db: driver.Cursor, key: str | None) -> Replayed | None:
-    stored = db.run(sql.REPLAYED_RESULT, {"key": key}).scalar() if key is not None else None
+    return replay_in(db.run(sql.REPLAYED_RESULT, {"key": key})) if key is not None else None
+
+
+def replay_in(rows: driver.Rows) -> Replayed | None:
+    """The earlier result in REPLAYED_RESULT's rows, if the event was handled before."""
+    stored = rows.scalar()
     return Replayed(r.from_json(stored)) if stored is not None else None
 
 
