@@ -17,15 +17,20 @@ busy timeout and BEGIN IMMEDIATE; on PostgreSQL: the server's synchronous_commit
 round trips and the pool's pre-ping), so the ratio says how much the booking rules add
 on top of the one commit a booking cannot avoid.
 
-After a warm-up, each round measures both, alternating which goes first, and the
+With new patients, each round also times the floor (bench/floor.py): the rows a
+booking writes, written the baseline's way with no rules at all. floor/baseline is the
+most any booking service could reach on this schema and durability; service/floor is
+what the rules, checks and cryptography cost on top of the writes.
+
+After a warm-up, each round measures each, alternating which goes first, and the
 median of the rounds is reported. PostgreSQL runs in a schema private to the run,
 created and dropped here; it is skipped with a message when unreachable.
 
     python bench/bookings.py [--bookings N] [--rounds R] [--only sqlite|postgres]
                              [--returning] [--profile] [--wal-pages]
 
-`--wal-pages` measures instead which pages one booking and one baseline insert write on
-SQLite: the WAL frames each commit appends, by table or index.
+`--wal-pages` measures instead which pages one booking, one baseline insert and one
+floor booking write on SQLite: the WAL frames each commit appends, by table or index.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time as clock_time, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -61,6 +66,7 @@ from assistant.booking.service import AddressInput, IdentityInput  # noqa: E402
 from assistant.bootstrap import App, build  # noqa: E402
 from assistant.config import load_settings  # noqa: E402
 from bench.common import LIBRARY_AREAS, count_statements, print_areas, resident_id, self_time_by_area  # noqa: E402
+from bench.floor import BookingRows  # noqa: E402
 
 POSTGRES_URL = os.environ.get(
     "ASSISTANT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -122,7 +128,11 @@ class Target:
             if returning:
                 self.earlier_slot_ids = self._add_slots(session, department.id, EARLIER_VISIT,
                                                         total_bookings)
+            else:  # the floor writes a new patient's rows, into slots of its own
+                floor_slot_ids = self._add_slots(session, department.id, VISIT, total_bookings)
             uow.commit()
+        self.floor = (None if returning
+                      else BookingRows(self.engine, floor_slot_ids, SLOT_CAPACITY, NOW))
 
     @staticmethod
     def _add_slots(session, department_id: int, day: date, places: int) -> list[int]:
@@ -181,8 +191,10 @@ class Figures:
     name: str
     baseline: list[float]
     service: list[float]
+    floor: list[float] = field(default_factory=list)
     baseline_statements: float = 0.0
     service_statements: float = 0.0
+    floor_statements: float = 0.0
 
     @property
     def ratio(self) -> float:
@@ -201,6 +213,14 @@ class Figures:
                 f"SQL statements per operation: baseline {self.baseline_statements:.0f}, "
                 f"service {self.service_statements:.0f}")
 
+    def floor_line(self) -> str:
+        floor = statistics.median(self.floor)
+        return (f"  floor (a new patient's booking rows, written the baseline's way, no rules): "
+                f"{floor:.0f} bookings/s in {self.floor_statements:.0f} statements; "
+                f"floor/baseline {floor / statistics.median(self.baseline):.2f}x, "
+                f"service/floor {statistics.median(self.service) / floor:.2f}x; "
+                f"rounds {', '.join(f'{f:.0f}' for f in self.floor)}")
+
 
 def measure(name: str, target: Target, bookings: int, rounds: int, profile: bool) -> Figures:
     figures = Figures(name, [], [])
@@ -210,14 +230,19 @@ def measure(name: str, target: Target, bookings: int, rounds: int, profile: bool
     target.prepare(WARMUP)
     figures.service_statements = count_statements(
         target.engine, lambda: target.service(WARMUP)) / WARMUP
+    floor = target.floor
+    if floor is not None:  # after the service: it copies the shape of the service's rows
+        figures.floor_statements = count_statements(
+            target.engine, lambda: floor.write(WARMUP)) / WARMUP
     for i in range(rounds):
         target.prepare(bookings)
-        if i % 2 == 0:
-            figures.baseline.append(target.baseline(bookings))
-            figures.service.append(target.service(bookings))
-        else:
-            figures.service.append(target.service(bookings))
-            figures.baseline.append(target.baseline(bookings))
+        runs = [(figures.baseline, target.baseline), (figures.service, target.service)]
+        if floor is not None:
+            runs.append((figures.floor, floor.write))
+        if i % 2:  # alternate which goes first
+            runs.reverse()
+        for results, run in runs:
+            results.append(run(bookings))
     if profile:
         target.prepare(bookings)
         profiler = cProfile.Profile()
@@ -272,7 +297,18 @@ def run_sqlite(args) -> Figures:
 
 
 def wal_pages(args) -> None:
-    """Frames appended to the WAL per operation, by table or index (SQLite's dbstat)."""
+    """Print the frames appended to the WAL per operation, by table or index."""
+    for name, by_tree in pages_per_commit(args.bookings, args.returning).items():
+        print(f"sqlite, {name}: {sum(by_tree.values()):.1f} WAL frames per commit "
+              f"(mean of {args.bookings})")
+        for tree, pages in sorted(by_tree.items(), key=lambda item: -item[1]):
+            print(f"  {pages:5.2f}  {tree}")
+
+
+def pages_per_commit(bookings: int, returning: bool = False) -> dict[str, dict[str, float]]:
+    """For each of booking, baseline insert and (new patients only) floor: the mean
+    number of WAL frames one commit appends, by table or index (SQLite's dbstat)."""
+    measured = {}
     with tempfile.TemporaryDirectory(prefix="careline-bench-") as tmp:
         path = Path(tmp) / "careline.db"
         app = build_app(f"sqlite:///{path}", Path(tmp) / "instance")
@@ -284,27 +320,28 @@ def wal_pages(args) -> None:
             def _keep_wal(dbapi_connection, _record):  # frames stay in the WAL to be read
                 dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
 
-            target = Target(app, WARMUP + args.bookings, args.returning)
+            target = Target(app, WARMUP + 2 * bookings, returning)
             target.prepare(WARMUP)
             target.service(WARMUP)
             target.baseline(WARMUP)
-            target.prepare(args.bookings)
-            for name, run in (("booking", target.service), ("baseline insert", target.baseline)):
+            target.prepare(bookings)
+            runs = [("booking", target.service), ("baseline insert", target.baseline)]
+            if target.floor is not None:
+                runs.append(("floor", target.floor.write))
+            for name, run in runs:
                 app.engine.dispose()
                 with sqlite3.connect(path) as raw:
                     raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                run(args.bookings)
+                run(bookings)
                 app.engine.dispose()
                 pages = _wal_frame_pages(Path(f"{path}-wal"))
                 with sqlite3.connect(path) as raw:
                     names = dict(raw.execute("SELECT pageno, name FROM dbstat").fetchall())
                 by_tree = collections.Counter(names.get(page, f"page {page}") for page in pages)
-                print(f"sqlite, {name}: {len(pages) / args.bookings:.1f} WAL frames per commit "
-                      f"(mean of {args.bookings})")
-                for tree, count in by_tree.most_common():
-                    print(f"  {count / args.bookings:5.2f}  {tree}")
+                measured[name] = {tree: count / bookings for tree, count in by_tree.items()}
         finally:
             app.close()
+    return measured
 
 
 def _wal_frame_pages(wal: Path) -> list[int]:
@@ -376,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
             if figures is not None:
                 print(figures.line())
                 print(figures.detail())
+                if figures.floor:
+                    print(figures.floor_line())
     return 0
 
 
