@@ -252,13 +252,16 @@ def audit() -> None:
 @audit.command("verify")
 @click.pass_obj
 def audit_verify(obj: Context) -> None:
-    """Check every event's hash and link; exit 1 if anything was edited or deleted."""
+    """Check every event's hash and link, and the head's seal; exit 1 if anything was
+    edited or deleted. Keep the printed newest event and hash somewhere else (a log, a
+    ticket, an email): a later run must show that event with that hash, or newer."""
     from assistant.booking import audit as audit_trail
 
     with obj.migrated_app.services.uow.read_only() as uow:
         report = audit_trail.verify(uow.session, obj.migrated_app.services.keyring.audit_key)
     if report.ok:
-        click.echo(f"audit trail intact: {report.checked} events")
+        click.echo(f"audit trail intact: {report.checked} events; "
+                   f"newest event {report.newest_event}, hash {report.newest_hash}")
         return
     click.echo(f"audit trail BROKEN ({len(report.problems)} problems in {report.checked} events):")
     for problem in report.problems:

@@ -37,7 +37,7 @@ _TAKE_PLACE = (update(Slot)
 _RESERVE_EVENTS = (update(AuditHead).where(AuditHead.id == 1)
                    .values(event_count=AuditHead.event_count + 2,
                            last_event_id=AuditHead.last_event_id + 2,
-                           last_hash=bindparam("last_hash"))
+                           last_hash=bindparam("last_hash"), seal=bindparam("seal"))
                    .returning(AuditHead.last_event_id))
 
 
@@ -95,6 +95,7 @@ class BookingRows:
                         "action": event.action, "subject": event.subject,
                         "details": event.details, "prev_hash": secrets.token_hex(32),
                         "hash": secrets.token_hex(32)} for event in s["events"]],
+            "seal": secrets.token_hex(32),
             "processed": {"key": f"book:sms:floor-{n}:book", "claimed_at": self.now,
                           "result": s["result"]},
         }
@@ -121,7 +122,8 @@ class BookingRows:
                     "booked_by_address_id": address_id})
                 first, second = rows["events"]
                 last_id = connection.execute(
-                    _RESERVE_EVENTS, {"last_hash": second["hash"]}).scalar_one()
+                    _RESERVE_EVENTS, {"last_hash": second["hash"],
+                                      "seal": rows["seal"]}).scalar_one()
                 connection.execute(insert(AuditEvent), [
                     {**first, "id": last_id - 1}, {**second, "id": last_id}])
                 connection.execute(insert(ProcessedEvent), rows["processed"])

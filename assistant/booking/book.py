@@ -196,7 +196,7 @@ def book_locked(ctx: ServiceContext, db: driver.Cursor, patient: LockedPatient, 
             "patient": masked_patient(patient), "slot": slot.id, "department": slot.code,
             "starts_at": slot.starts_at.isoformat()}, now))
         # The head is locked after the place: it stays the last lock taken.
-        head = audit.lock_head(db, len(entries)) if lock_audit_head else None
+        head = audit.lock_head(db) if lock_audit_head else None
     if taken.first() is None:
         return r.SlotFull()  # the caller rolls back the link and booking sent alongside
     view = r.BookingView(

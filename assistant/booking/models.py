@@ -306,8 +306,9 @@ class AuditEvent(Base):
 
 
 class AuditHead(Base):
-    """The newest event's id and hash: appending locks this one row, which orders the
-    chain across instances, and it lets `audit verify` notice a deleted tail."""
+    """The newest event's id and hash, and the count, sealed: appending locks this one
+    row, which orders the chain across instances, and it lets `audit verify` notice a
+    deleted tail."""
 
     __tablename__ = "audit_head"
     __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
@@ -316,6 +317,8 @@ class AuditHead(Base):
     last_event_id: Mapped[int] = mapped_column(default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
     event_count: Mapped[int] = mapped_column(default=0)
+    # HMAC over the three values above; None until the first append seals it.
+    seal: Mapped[str | None] = mapped_column(String(64))
 
 
 class ConversationRecord(Base):

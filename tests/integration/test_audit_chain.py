@@ -137,6 +137,63 @@ def test_deleted_tail_and_head_row_are_reported(app, services, chain):
     assert "the audit head is missing" in verify(services).problems
 
 
+def rewrite_head_to(app, event) -> None:
+    """What someone with the database but not the key does after deleting the tail."""
+    execute(app, "UPDATE audit_head SET last_event_id = :id, last_hash = :hash, "
+                 "event_count = :count WHERE id = 1", id=event.id, hash=event.hash, count=event.id)
+
+
+def book_once_more(services, now) -> None:
+    with services.uow() as uow:
+        slot_id = add_slot(uow.session, add_hospital(uow.session, code="more")["eyes"], VISIT, 9)
+        uow.commit()
+    booked = service.book_slot(services, identity_input=person("Chen Jie"), slot_id=slot_id,
+                               channel="telegram", now=now,
+                               booked_by=service.AddressInput("telegram", "42"))
+    assert isinstance(booked, r.Booked), booked
+
+
+def test_the_first_change_seals_the_head(chain):
+    assert chain[0].action == audit.SEALED
+    assert chain[0].details == {"newest_event": 0, "events": 0}
+    assert not any(e.action == audit.SEALED for e in chain[1:])
+
+
+def test_deleted_tail_with_the_head_rewritten_to_match_is_reported(app, services, chain):
+    for event in chain[-2:]:
+        execute(app, "DELETE FROM audit_event WHERE id = :id", id=event.id)
+    rewrite_head_to(app, chain[-3])
+    report = verify(services)
+    assert report.problems == (
+        "the audit head does not match its seal: it was changed outside CareLine",)
+    assert report.newest_event == chain[-3].id
+
+
+def test_the_next_change_records_a_rewritten_head_and_still_books(app, services, chain, now):
+    execute(app, "DELETE FROM audit_event WHERE id = :id", id=chain[-1].id)
+    rewrite_head_to(app, chain[-2])
+
+    book_once_more(services, now)
+
+    after = events(services)
+    altered = after[len(chain) - 1]
+    assert (altered.id, altered.action) == (chain[-1].id, audit.HEAD_ALTERED)
+    assert altered.details == {"newest_event": chain[-2].id, "events": chain[-2].id}
+    report = verify(services)  # the new head is sealed again; the record stays in the chain
+    assert report.problems == (f"event {altered.id}: CareLine found the audit head changed outside it",)
+
+
+def test_a_removed_seal_is_reported_and_stays_reported(app, services, chain, now):
+    execute(app, "UPDATE audit_head SET seal = NULL WHERE id = 1")
+    assert verify(services).problems == ("the audit head has lost its seal",)
+
+    book_once_more(services, now)
+
+    resealed = events(services)[len(chain)]
+    assert resealed.action == audit.SEALED
+    assert verify(services).problems == (f"event {resealed.id}: the audit head had lost its seal",)
+
+
 def test_swapped_details_are_reported(app, services, chain):
     first, second = [e for e in chain if e.action == "booking.created"][:2]
     assert first.details != second.details
@@ -186,7 +243,8 @@ def test_new_events_continue_a_verified_chain(services, chain, now):
 def test_cli_verify_passes_then_names_the_problem(app, services, chain):
     before = cli_verify(app)
     assert before.exit_code == 0, before.output
-    assert f"audit trail intact: {len(chain)} events" in before.output
+    assert (f"audit trail intact: {len(chain)} events; "
+            f"newest event {chain[-1].id}, hash {chain[-1].hash}") in before.output
     target = chain[3]
     execute(app, "UPDATE audit_event SET details = :details WHERE id = :id",
             details={"tampered": True}, id=target.id)
