@@ -23,7 +23,7 @@ from sqlalchemy import JSON, bindparam, select, text
 from sqlalchemy.orm import Session
 
 from assistant.booking import driver
-from assistant.booking.models import AuditEvent, AuditHead, UTCDateTime
+from assistant.booking.models import AuditEvent, AuditHead, Booking, UTCDateTime
 
 GENESIS_HASH = "0" * 64
 SEALED = "audit.sealed"  # the first append that finds the head unsealed (new or upgraded database)
@@ -224,6 +224,9 @@ def verify(session: Session, key: bytes) -> AuditReport:
         problems.extend(_seal_problems(key, head, sealed_at, altered_at))
     elif checked:
         problems.append("the audit head is missing")
+    if not checked and session.execute(select(Booking.id).limit(1)).first() is not None:
+        # Every booking wrote an event: a wiped chain and a reset head, seal and all.
+        problems.append("the audit trail is empty, but bookings exist")
     return AuditReport(checked=checked, problems=tuple(problems),
                        newest_event=expected_id - 1, newest_hash=expected_prev)
 

@@ -194,6 +194,13 @@ def test_a_removed_seal_is_reported_and_stays_reported(app, services, chain, now
     assert verify(services).problems == (f"event {resealed.id}: the audit head had lost its seal",)
 
 
+def test_a_wiped_chain_with_a_reset_head_is_reported(app, services, chain):
+    execute(app, "DELETE FROM audit_event")
+    execute(app, "UPDATE audit_head SET last_event_id = 0, last_hash = :genesis, "
+                 "event_count = 0, seal = NULL WHERE id = 1", genesis=audit.GENESIS_HASH)
+    assert verify(services).problems == ("the audit trail is empty, but bookings exist",)
+
+
 def test_swapped_details_are_reported(app, services, chain):
     first, second = [e for e in chain if e.action == "booking.created"][:2]
     assert first.details != second.details
