@@ -132,7 +132,8 @@ class Target:
                 floor_slot_ids = self._add_slots(session, department.id, VISIT, total_bookings)
             uow.commit()
         self.floor = (None if returning
-                      else BookingRows(self.engine, floor_slot_ids, SLOT_CAPACITY, NOW))
+                      else BookingRows(self.engine, app.services.keyring.audit_key,
+                                       floor_slot_ids, SLOT_CAPACITY, NOW))
 
     @staticmethod
     def _add_slots(session, department_id: int, day: date, places: int) -> list[int]:
