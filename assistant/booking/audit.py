@@ -225,7 +225,7 @@ def verify(session: Session, key: bytes) -> AuditReport:
     elif checked:
         problems.append("the audit head is missing")
     if not checked and session.execute(select(Booking.id).limit(1)).first() is not None:
-        # Every booking wrote an event: a wiped chain and a reset head, seal and all.
+        # Every booking wrote an event, so the trail was wiped and the head reset.
         problems.append("the audit trail is empty, but bookings exist")
     return AuditReport(checked=checked, problems=tuple(problems),
                        newest_event=expected_id - 1, newest_hash=expected_prev)
