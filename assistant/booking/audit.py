@@ -79,6 +79,8 @@ class Entry:
 
 # Textual statements: appending is on every booking's path, so they run on the driver's
 # cursor (driver.py).
+# An UPDATE that changes nothing still takes the row lock, on both databases; _MOVE_HEAD
+# then sets the new values and the seal.
 LOCK_HEAD = text(
     "UPDATE audit_head SET event_count = event_count WHERE id = 1 "
     "RETURNING last_event_id, last_hash, event_count, seal"
