@@ -80,7 +80,7 @@ def _checked_keyring(blind: str, encryption: str, where: str) -> Keyring:
     try:
         if len(base64.urlsafe_b64decode(encryption.encode())) != 32:
             raise ValueError
-        keyring = Keyring(blind_index_key=blind.encode(), encryption_key=encryption.encode())
+        keyring = Keyring(blind_index_key=blind.encode(), encryption_keys=(encryption.encode(),))
         keyring.encrypt("check")
     except (ValueError, TypeError) as exc:
         raise SettingsError(f"the encryption key in {where} is not a Fernet key") from exc

@@ -93,7 +93,7 @@ def db_upgrade(obj: Context) -> None:
     """Create the database, or upgrade it to the newest schema."""
     from assistant.booking import migrate
 
-    migrate.upgrade(obj.app.engine)
+    migrate.upgrade(obj.app.engine, keyring=obj.app.services.keyring)
     click.echo(f"database at revision {migrate.current_revision(obj.app.engine)}")
 
 
@@ -122,7 +122,7 @@ def seed(obj: Context, hospital_file: str, days: int | None) -> None:
 
     from assistant.booking import migrate
 
-    migrate.upgrade(obj.app.engine)  # seeding a new database creates it first
+    migrate.upgrade(obj.app.engine, keyring=obj.app.services.keyring)  # seeding a new database creates it first
     try:
         report, generated = jobs.seed_file(obj.app, Path(hospital_file), days=days)
     except ValueError as exc:

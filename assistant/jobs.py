@@ -44,7 +44,7 @@ def prepare_for_serving(app: App) -> list[str]:
     """Upgrade the schema; on an empty database, load the demo hospital; keep slots
     generated ahead. Returns lines to show the operator."""
     lines = []
-    migrate.upgrade(app.engine)
+    migrate.upgrade(app.engine, keyring=app.services.keyring)
     with app.services.uow.read_only() as uow:
         has_hospital = uow.session.execute(select(Hospital.id).limit(1)).first() is not None
     if not has_hospital and app.settings.demo_seed_file is not None:

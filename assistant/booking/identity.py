@@ -19,7 +19,7 @@ from datetime import date
 from functools import cached_property
 
 import phonenumbers
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 CN_RESIDENT_ID = "cn_resident_id"
 GENERIC = "generic"
@@ -200,26 +200,56 @@ def mask_phone(e164: str) -> str:
     return e164[:3] + "*" * (len(e164) - 7) + e164[-4:]
 
 
+def id_purpose(kind: str, document: str | None = None, country: str | None = None) -> str:
+    """The blind-index purpose of an ID number. A generic number is only unique within
+    its document type and issuing country, so both are part of it."""
+    if kind == GENERIC:
+        return f"id:{GENERIC}:{document or ''}:{country or ''}"
+    return f"id:{kind}"
+
+
+def address_purpose(kind: str) -> str:
+    """The blind-index purpose of a channel address (phone, telegram, console)."""
+    return f"address:{kind}"
+
+
+def name_purpose() -> str:
+    """The blind-index purpose of a name, over `name_for_index(name)`."""
+    return "name"
+
+
 @dataclass(frozen=True)
 class Keyring:
-    """The two secrets, kept outside the database. The audit chain key is derived from
-    the blind-index key so a hospital has two secrets to keep, not three."""
+    """The secrets, kept outside the database: one blind-index key and one or more
+    encryption keys (the first encrypts; every one of them decrypts, so an old key can
+    be retired by `assistant keys rotate`). The audit chain key is derived from the
+    blind-index key so a hospital has two secrets to keep, not three."""
 
     blind_index_key: bytes
-    encryption_key: bytes  # a Fernet key (url-safe base64 of 32 bytes)
+    encryption_keys: tuple[bytes, ...]  # Fernet keys (url-safe base64 of 32 bytes)
 
     @classmethod
     def generate(cls) -> "Keyring":
         return cls(
             blind_index_key=base64.urlsafe_b64encode(secrets.token_bytes(32)),
-            encryption_key=Fernet.generate_key(),
+            encryption_keys=(Fernet.generate_key(),),
         )
+
+    @property
+    def encryption_key(self) -> bytes:
+        """The key new values are encrypted with."""
+        return self.encryption_keys[0]
 
     def blind_index(self, purpose: str, value: str) -> str:
         """HMAC-SHA256 of a normalised value; `purpose` keeps ID, name and address
         indexes from matching each other."""
         message = f"{purpose}\x00{value}".encode()
         return hmac.new(self.blind_index_key, message, hashlib.sha256).hexdigest()
+
+    def short_hash(self, purpose: str, value: str) -> str:
+        """A keyed, truncated hash, for logs and audit events that must match a value
+        without revealing it."""
+        return self.blind_index("short:" + purpose, value)[:12]
 
     @cached_property
     def audit_key(self) -> bytes:
@@ -228,13 +258,15 @@ class Keyring:
     def encrypt(self, text: str) -> str:
         return self._fernet.encrypt(text.encode()).decode()
 
-    def decrypt(self, token: str) -> str | None:
+    def decrypt(self, token: str | None) -> str | None:
         """None when the token was made with another key or was tampered with."""
+        if not token:
+            return None
         try:
             return self._fernet.decrypt(token.encode()).decode()
         except (InvalidToken, ValueError):
             return None
 
-    @cached_property  # built once: every booking encrypts three values
-    def _fernet(self) -> Fernet:
-        return Fernet(self.encryption_key)
+    @cached_property  # built once: every booking encrypts several values
+    def _fernet(self) -> MultiFernet:
+        return MultiFernet([Fernet(key) for key in self.encryption_keys])

@@ -13,6 +13,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from assistant.booking.identity import Keyring
 from assistant.booking.models import Base
 from assistant.config import PROJECT_ROOT
 
@@ -25,10 +26,13 @@ def alembic_config() -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "head", *, keyring: Keyring | None = None) -> None:
+    """Migrations that move patients' data re-encrypt it, so they need the keyring; on a
+    database without patients they run without one."""
     config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
+        config.attributes["keyring"] = keyring
         command.upgrade(config, revision)
 
 

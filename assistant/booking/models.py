@@ -178,14 +178,19 @@ class Slot(Base):
 class Patient(Base):
     __tablename__ = "patient"
 
+    """An identity: one ID number. No part of it, and not the birth date, is stored in
+    plain text; names live with each booking and link, since anyone may type one."""
+
     id: Mapped[int] = mapped_column(primary_key=True)
     id_kind: Mapped[str] = mapped_column(String(32))
+    # A generic identity's document type and issuing country (part of its blind index).
+    id_document: Mapped[str | None] = mapped_column(String(32))
+    id_country: Mapped[str | None] = mapped_column(String(2))
+    # False for kinds without a check character: the desk is told it was never verified.
+    checksum_verified: Mapped[bool] = mapped_column(default=True)
     id_index: Mapped[str] = mapped_column(String(64), unique=True)  # HMAC blind index
-    id_encrypted: Mapped[str] = mapped_column(Text)  # Fernet
-    id_last4: Mapped[str] = mapped_column(String(4))  # for read-backs and masks
-    name_index: Mapped[str] = mapped_column(String(64))
-    name_encrypted: Mapped[str] = mapped_column(Text)
-    birth_date: Mapped[date | None] = mapped_column(Date)
+    id_encrypted: Mapped[str] = mapped_column(Text)  # Fernet; masks and tails come from it
+    birth_date_encrypted: Mapped[str | None] = mapped_column(Text)
     locale: Mapped[str | None] = mapped_column(String(16))
     # Bumped to take the patient's row lock before quotas are counted.
     version: Mapped[int] = mapped_column(default=0)
@@ -213,7 +218,11 @@ class ChannelAddress(Base):
 
 
 class PatientLink(Base):
-    """An address may book for this patient: as the patient ('self') or for family."""
+    """An address may book for this patient: as the patient ('self') or for family. A
+    link lets the address book again for the patient and shows it nothing else. A 'self'
+    link is a claim; the desk verifies it by checking the patient in against her ID card,
+    and only then do her cancellations and no-shows from that address count against the
+    identity."""
 
     __tablename__ = "patient_link"
     __table_args__ = (
@@ -226,11 +235,18 @@ class PatientLink(Base):
     # No index of its own: links are always looked up by address first.
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"))
     relation: Mapped[str] = mapped_column(String(16))
+    # The name this address gave for the patient (encrypted), shown back only to it.
+    name_encrypted: Mapped[str | None] = mapped_column(Text)
+    name_index: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_via: Mapped[str] = mapped_column(String(16))  # channel that made the link
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    verified_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class Booking(Base):
+    """A place held by one identity. The address that made it owns it."""
+
     __tablename__ = "booking"
     __table_args__ = (
         CheckConstraint(
@@ -246,6 +262,7 @@ class Booking(Base):
             postgresql_where=text("status <> 'cancelled'"),
         ),
         Index("ix_booking_patient_day", "patient_id", "visit_date"),
+        CheckConstraint("counted_against IN ('identity', 'address')", name="counted_against"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -258,6 +275,13 @@ class Booking(Base):
     channel: Mapped[str] = mapped_column(String(16))
     booked_by_address_id: Mapped[int | None] = mapped_column(ForeignKey("channel_address.id"))
     booked_by_staff: Mapped[str | None] = mapped_column(String(64))
+    # The name typed for this booking, for the desk to compare with the ID card; flagged
+    # when it differs from the names on the identity's earlier bookings.
+    name_encrypted: Mapped[str | None] = mapped_column(Text)
+    name_index: Mapped[str | None] = mapped_column(String(64))
+    name_differs: Mapped[bool] = mapped_column(default=False)
+    # Who a cancellation or no-show of this booking counted against (None: nobody).
+    counted_against: Mapped[str | None] = mapped_column(String(16))
     rescheduled_from_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"))
     cancel_reason: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -267,10 +291,17 @@ class Booking(Base):
 
 
 class Suspension(Base):
+    """Booking paused for an identity (its own verified address misbehaved) or for an
+    address (bookings it made were cancelled or missed): exactly one of the two."""
+
     __tablename__ = "suspension"
+    __table_args__ = (
+        CheckConstraint("(patient_id IS NULL) <> (address_id IS NULL)", name="one_subject"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"), index=True)
+    address_id: Mapped[int | None] = mapped_column(ForeignKey("channel_address.id"), index=True)
     rule: Mapped[str] = mapped_column(String(32))  # no_shows | cancellations
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -319,6 +350,44 @@ class AuditHead(Base):
     event_count: Mapped[int] = mapped_column(default=0)
     # HMAC over the three values above; None until the first append seals it.
     seal: Mapped[str | None] = mapped_column(String(64))
+
+
+class OutboxMessage(Base):
+    """A message waiting to be sent to an address, written in the transaction of the
+    change it reports. It holds a message id and parameters (booking code, department,
+    time), never a name or a number; the sender renders it in `locale`."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status"),
+        Index("ix_outbox_status_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address_id: Mapped[int] = mapped_column(ForeignKey("channel_address.id"))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"))
+    message: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    locale: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class KeyCheck(Base):
+    """Check values of the keys this database was written with, so a missing or wrong
+    key stops every command before anything is written. `rotation` holds the progress of
+    `assistant keys rotate` while one is under way."""
+
+    __tablename__ = "key_check"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    blind_index_check: Mapped[str] = mapped_column(String(64))
+    encryption_check: Mapped[str] = mapped_column(Text)  # a Fernet token of a known text
+    rotation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class ConversationRecord(Base):

@@ -270,7 +270,7 @@ def test_mask_phone_keeps_country_code_and_last_four():
 
 def test_blind_index_is_stable_for_one_key():
     keys = Keyring.generate()
-    same = Keyring(keys.blind_index_key, Keyring.generate().encryption_key)
+    same = Keyring(keys.blind_index_key, Keyring.generate().encryption_keys)
     assert keys.blind_index("id:cn_resident_id", "11010519491231002X") == same.blind_index(
         "id:cn_resident_id", "11010519491231002X")
     assert len(keys.blind_index("name", "wang fang")) == 64
@@ -287,7 +287,7 @@ def test_blind_index_differs_per_key_and_purpose():
 
 def test_audit_key_derives_from_blind_index_key():
     one = Keyring.generate()
-    assert one.audit_key == Keyring(one.blind_index_key, Keyring.generate().encryption_key).audit_key
+    assert one.audit_key == Keyring(one.blind_index_key, Keyring.generate().encryption_keys).audit_key
     assert one.audit_key != Keyring.generate().audit_key
 
 
