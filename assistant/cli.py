@@ -27,30 +27,65 @@ class Context:
         self.config_file = config_file
         self.now = now
         self._app: App | None = None
+        self._check_on_close = True
 
     @property
     def app(self) -> App:
+        """The app, its keys checked against the database (a wrong key, or a rotation
+        under way, stops the command here)."""
         if self._app is None:
-            settings = load_settings(self.config_file)
-            clock = fixed_clock(parse_now(self.now, settings.timezone)) if self.now else None
-            self._app = build(settings, clock=clock)
+            self._app = self._build(check_keys=True)
         return self._app
+
+    def _build(self, *, check_keys: bool) -> App:
+        settings = load_settings(self.config_file)
+        clock = fixed_clock(parse_now(self.now, settings.timezone)) if self.now else None
+        return build(settings, clock=clock, check_keys=check_keys)
 
     @property
     def migrated_app(self) -> App:
         """The app, after checking the database schema is the code's."""
+        app = self.app
+        self._require_head(app)
+        return app
+
+    def rotation_app(self) -> App:
+        """For `assistant keys rotate`: built without the key check, which the rotation
+        makes itself (it must run while one is under way)."""
+        if self._app is None:
+            self._app = self._build(check_keys=False)
+            self._check_on_close = False  # the rotation has left the new keys' check row
+        self._require_head(self._app)
+        return self._app
+
+    @staticmethod
+    def _require_head(app: App) -> None:
         from assistant.booking import migrate
 
-        app = self.app
         current, head = migrate.current_revision(app.engine), migrate.head_revision()
         if current != head:
             _fail(f"the database schema is {current or 'missing'}, the code needs {head}: "
                   "run `assistant db upgrade` first")
-        return app
+
+    def record_key_check(self) -> None:
+        """After a schema upgrade created the key_check table: check the keys against
+        the data and record the check row."""
+        if self._app is not None and self._check_on_close and not self._app.keys_checked:
+            try:
+                self._app.check_keys()
+            except SettingsError as exc:
+                _fail(str(exc))
+            except Exception:  # the command's own error, if any, is the one to show
+                logging.getLogger(__name__).warning("key check after the command failed",
+                                                    exc_info=True)
 
     def close(self) -> None:
         if self._app is not None:
-            self._app.close()
+            try:
+                # `db upgrade` and `seed` may have just created the key_check table.
+                self.record_key_check()
+            finally:
+                self._app.close()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -181,14 +216,17 @@ def bookings_list(obj: Context, day, as_json: bool) -> None:
                 "code": row.code, "status": row.status, "department": row.department_code,
                 "starts_at": row.starts_at.isoformat(), "visit_date": row.visit_date.isoformat(),
                 "patient_id": row.masked_id, "patient_name": row.masked_name,
-                "channel": row.channel,
+                "channel": row.channel, "name_differs": row.name_differs,
+                "checksum_verified": row.checksum_verified,
             }, ensure_ascii=False))
         return
     if not rows:
         click.echo("no bookings")
     for row in rows:
+        flags = ("  [name differs from earlier bookings]" if row.name_differs else "") + (
+            "  [ID never checksum-verified]" if not row.checksum_verified else "")
         click.echo(f"{row.code}  {row.starts_at:%Y-%m-%d %H:%M}Z  {row.department_code:<14} "
-                   f"{row.status:<10} {row.masked_id}  {row.masked_name}  via {row.channel}")
+                   f"{row.status:<10} {row.masked_id}  {row.masked_name}  via {row.channel}{flags}")
 
 
 # ---- jobs, suspensions, audit -------------------------------------------------------------
@@ -224,7 +262,8 @@ def suspensions_list(obj: Context) -> None:
     if not rows:
         click.echo("no suspensions in force")
     for row in rows:
-        click.echo(f"{row['id']}  {row['rule']:<13} until {row['until']:%Y-%m-%d %H:%M}Z  {row['patient']}")
+        click.echo(f"{row['id']}  {row['rule']:<13} until {row['until']:%Y-%m-%d %H:%M}Z  "
+                   f"{row['scope']:<8} {row['who']}")
 
 
 @suspensions.command("lift")
@@ -252,21 +291,104 @@ def audit() -> None:
 @audit.command("verify")
 @click.pass_obj
 def audit_verify(obj: Context) -> None:
-    """Check every event's hash and link, and the head's seal; exit 1 if anything was
-    edited or deleted. Keep the printed newest event and hash somewhere else (a log, a
-    ticket, an email): a later run must show that event with that hash, or newer."""
-    from assistant.booking import audit as audit_trail
+    """Check every event's hash and link, and the head's seal, then that the bookings and
+    slots are what the events say (patient, slot and status of each booking; capacity
+    and places booked of each slot); exit 1 on any problem or difference. Keep the
+    printed newest event and hash somewhere else (a log, a ticket, an email): a later
+    run must show that event with that hash, or newer."""
+    from assistant.booking import reconcile
 
     with obj.migrated_app.services.uow.read_only() as uow:
-        report = audit_trail.verify(uow.session, obj.migrated_app.services.keyring.audit_key)
-    if report.ok:
-        click.echo(f"audit trail intact: {report.checked} events; "
-                   f"newest event {report.newest_event}, hash {report.newest_hash}")
+        result = reconcile.check(uow.session, obj.migrated_app.services.keyring.audit_key)
+    report, found = result.chain, result.reconciliation
+    newest = f"newest event {report.newest_event}, hash {report.newest_hash}"
+    if result.ok:
+        click.echo(f"audit trail intact: {report.checked} events; {newest}; "
+                   f"bookings and slots reconcile")
         return
-    click.echo(f"audit trail BROKEN ({len(report.problems)} problems in {report.checked} events):")
-    for problem in report.problems:
-        click.echo(f"  {problem}")
+    if report.ok:
+        click.echo(f"audit chain unbroken: {report.checked} events; {newest}")
+    else:
+        click.echo(f"audit trail BROKEN ({len(report.problems)} problems in {report.checked} events):")
+        for problem in report.problems:
+            click.echo(f"  {problem}")
+    if not found.ok:
+        click.echo(f"bookings and slots DO NOT MATCH the audit trail ({len(found.differences)} "
+                   f"differences in {found.bookings} bookings and {found.slots} slots):")
+        for difference in found.differences:
+            click.echo(f"  {difference}")
+    else:
+        click.echo(f"bookings and slots reconcile ({found.bookings} bookings, {found.slots} slots)")
     sys.exit(1)
+
+
+# ---- the desk and the outbox ---------------------------------------------------------------
+
+
+@main.group()
+def desk() -> None:
+    """The front desk's part, until the web admin has it."""
+
+
+@desk.command("check-in")
+@click.argument("code")
+@click.option("--by", "username", default="desk", show_default=True,
+              help="The staff member checking the patient in (kept in the audit trail).")
+@click.pass_obj
+def desk_check_in(obj: Context, code: str, username: str) -> None:
+    """Check a patient in: type the ID number from her card at the prompt (never on the
+    command line, so it stays out of shell history). A patient who booked "for me"
+    has that phone or chat verified as her own."""
+    from assistant.booking import results, service
+
+    app = obj.migrated_app
+    number = click.prompt("ID number from the card", hide_input=True, err=True)
+    result = service.check_in(app.services, code=code, id_number=number, now=app.clock(),
+                              staff=service.Staff(username))
+    if isinstance(result, results.Refusal):
+        _fail({"booking_not_found": "no booking with that code matches that ID number",
+               "not_active": f"the booking is {getattr(result, 'status', 'not active')}",
+               "not_visit_day": "the booking is for another day"}.get(result.rule, result.rule))
+    booking = result.booking
+    click.echo(f"checked in: {booking.code}, {booking.department_code}, "
+               f"{booking.starts_at:%Y-%m-%d %H:%M}Z")
+    click.echo(f"name given for this booking: {result.name}")
+    if result.other_names:
+        click.echo("  other names given for this ID number (compare with the card): "
+                   + "; ".join(result.other_names))
+    if not result.checksum_verified:
+        click.echo("  this ID number has no check character: compare it with the card")
+    if result.verified_address:
+        click.echo("  the phone or chat that booked is now verified as the patient's own")
+
+
+@main.group()
+def outbox() -> None:
+    """Notices waiting to be sent (to a patient when someone else acts in her name)."""
+
+
+@outbox.command("list")
+@click.option("--limit", type=click.IntRange(1, 100000), default=200, show_default=True)
+@click.pass_obj
+def outbox_list(obj: Context, limit: int) -> None:
+    """Pending notices, oldest first: the address masked, the text in its language."""
+    from assistant.booking import identity, outbox as box
+    from assistant.bootstrap import renderer_for
+    from assistant.notices import notice_message
+
+    app = obj.migrated_app
+    renderer = renderer_for(app)
+    with app.services.uow.read_only() as uow:
+        waiting = box.pending(uow.session, limit=limit)
+    if not waiting:
+        click.echo("no notices waiting")
+    for notice in waiting:
+        value = app.services.keyring.decrypt(notice.address_encrypted) or ""
+        masked = identity.mask_phone(value) if notice.address_kind == "phone" else identity.mask_id(value)
+        locale = notice.locale or app.settings.default_locale
+        text = renderer.text(notice_message(notice.message, notice.params), locale)
+        click.echo(f"{notice.id}  {notice.created_at:%Y-%m-%d %H:%M}Z  {notice.address_kind} "
+                   f"{masked}  [{locale}] {text}")
 
 
 # ---- chat ---------------------------------------------------------------------------------
@@ -319,18 +441,78 @@ def chat(obj: Context, channel: str, address: str | None, lang: str | None, json
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.pass_obj
-def serve(obj: Context, host: str, port: int) -> None:
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
     """Run CareLine's web server. On an empty database it creates the schema and loads
     the demo hospital (settings: demo_seed_file)."""
     from assistant import jobs
     from assistant.web import create_app
 
+    obj: Context = ctx.obj
+    source = ctx.find_root().get_parameter_source("now")
+    if obj.now and source != click.core.ParameterSource.COMMANDLINE:
+        _fail("serve refuses a fixed clock from ASSISTANT_NOW (a leftover would freeze "
+              "time for every patient): unset it, or pass --now before `serve` for a demo")
     prepared = jobs.prepare_for_serving(obj.app)
+    obj.record_key_check()  # the upgrade may have just created the key_check table
     for line in prepared:
         click.echo(line)
     click.echo(f"CareLine on http://{host}:{port}/  (Ctrl+C stops)")
     create_app(obj.app).run(host=host, port=port, debug=False, use_reloader=False)
+
+
+# ---- keys ---------------------------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """The blind-index and encryption keys: make new ones and rotate to them."""
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new key pair as TOML lines for the secrets file; writes nothing."""
+    from assistant.booking.identity import Keyring
+
+    new = Keyring.generate()
+    click.echo("# add these lines to the secrets file, then run `assistant keys rotate`")
+    click.echo(f'new_blind_index_key = "{new.blind_index_key.decode()}"')
+    click.echo(f'new_encryption_key = "{new.encryption_key.decode()}"')
+
+
+@keys.command("rotate")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=500, show_default=True,
+              help="Rows per transaction; each commits its progress.")
+@click.pass_obj
+def keys_rotate(obj: Context, batch_size: int) -> None:
+    """Re-encrypt every stored value and rebuild every blind index and the audit chain
+    under the new keys (ASSISTANT_NEW_BLIND_INDEX_KEY and ASSISTANT_NEW_ENCRYPTION_KEY,
+    else new_blind_index_key and new_encryption_key in the secrets file). Stop CareLine
+    first. If it is interrupted, run it again with the same keys: it carries on, and
+    every other command refuses to run until it has finished."""
+    from assistant.booking import keys as key_store
+    from assistant.bootstrap import load_new_keyring
+
+    app = obj.rotation_app()
+    new = load_new_keyring(app.settings)
+
+    def show(progress) -> None:
+        click.echo(f"  {progress['step']}: {progress.get('rows', {})}", err=True)
+
+    try:
+        report = key_store.rotate(app.services.uow, app.services.keyring, new, app.clock(),
+                                  batch_size=batch_size, after_batch=show)
+    except key_store.KeyCheckError as exc:
+        _fail(str(exc))
+    rows = ", ".join(f"{name} {count}" for name, count in sorted(report.rows.items())) or "no rows"
+    click.echo(("rotation finished" if report.resumed else "keys rotated") + f": {rows}")
+    click.echo(
+        "Now make the new keys the current ones, or every command stops at the key check:\n"
+        f"  in {app.settings.secrets_file}: set blind_index_key to new_blind_index_key and "
+        "encryption_key to new_encryption_key (or encryption_keys = [new, old]: the old key "
+        "may stay as a second entry, it still decrypts), then delete the new_* lines;\n"
+        "  or in the environment: ASSISTANT_BLIND_INDEX_KEY and ASSISTANT_ENCRYPTION_KEY "
+        "(new[,old]) take the new values, and ASSISTANT_NEW_* are unset.")
 
 
 def run() -> None:  # pragma: no cover - console entry

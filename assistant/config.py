@@ -90,6 +90,7 @@ def _convert_policy_value(name: str, value: Any) -> Any:
 class IdentitySettings:
     kinds: tuple[str, ...]
     generic_pattern: str
+    generic_documents: tuple[str, ...] = ("passport",)
 
 
 @dataclass(frozen=True)
@@ -261,7 +262,8 @@ def _build(values: dict[str, Any], sources: tuple[str, ...]) -> Settings:
         generate_secrets=bool(values["generate_secrets"]),
         demo_seed_file=demo_file,
         identity=IdentitySettings(
-            kinds=tuple(identity["kinds"]), generic_pattern=identity["generic_pattern"]
+            kinds=tuple(identity["kinds"]), generic_pattern=identity["generic_pattern"],
+            generic_documents=tuple(d.lower() for d in identity["generic_documents"]),
         ),
         policy=Policy.from_mapping(values["policy"]),
         conversation=ConversationSettings(**values["conversation"]),

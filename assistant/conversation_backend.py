@@ -52,6 +52,7 @@ class ServiceBackend:
                 desk_hours=found.desk_hours if found else None,
                 identity_kinds=settings.identity.kinds,
                 language_names={code: _own_name(code) for code in settings.locales},
+                generic_documents=settings.identity.generic_documents,
             )
         return self._hospital
 
@@ -120,13 +121,16 @@ class ServiceBackend:
         name = identity.validate_name(text)
         return None if isinstance(name, IdentityRefusal) else name
 
+    def check_country(self, text: str, locale: str) -> str | None:
+        return country_code(text, locale)
+
     # -- changes
 
     def book(self, who: ports.NewPatient | int, slot_id: int, relation: str, now: datetime,
              key: str | None) -> ports.Outcome:
         self._available_cache.clear()  # places change
         kwargs = {"patient_ref": who} if isinstance(who, int) else {"identity_input": IdentityInput(
-            who.id_kind, who.id_number, who.name, who.birth_date)}
+            who.id_kind, who.id_number, who.name, who.birth_date, who.document, who.country)}
         result = service.book_slot(self.ctx, slot_id=slot_id, channel=self.channel, now=now,
                                    booked_by=self.address,
                                    relation="family" if relation == "family" else "self",
@@ -136,24 +140,30 @@ class ServiceBackend:
         return _refused(result)
 
     def bookings(self, now: datetime) -> Sequence[ports.BookingInfo]:
-        names = {p.patient_ref: p.name for p in service.linked_patients(self.ctx, self.address)}
-        return [
-            ports.BookingInfo(b.code, b.patient_ref, names.get(b.patient_ref, ""), b.department_id,
-                              b.department_names, b.starts_at, b.cancel_deadline)
-            for b in service.address_bookings(self.ctx, self.address, now=now)
-        ]
+        return [_booking_info(named)
+                for named in service.address_bookings(self.ctx, self.address, now=now)]
 
-    def cancel(self, code: str, now: datetime, key: str | None) -> ports.Outcome:
+    def find_booking(self, code: str, id_last4: str, now: datetime) -> ports.BookingInfo | None:
+        found = service.booking_for_holder(self.ctx, code=code, id_last4=id_last4, now=now)
+        return _booking_info(found) if found is not None else None
+
+    def _requester(self, id_last4: str | None):
+        return service.CodeHolder(id_last4) if id_last4 else self.address
+
+    def cancel(self, code: str, now: datetime, key: str | None,
+               id_last4: str | None = None) -> ports.Outcome:
         self._available_cache.clear()
-        result = service.cancel_booking(self.ctx, code=code, requester=self.address,
+        result = service.cancel_booking(self.ctx, code=code, requester=self._requester(id_last4),
                                         channel=self.channel, now=now,
                                         idempotency_key=self._key(key, "cancel"))
         return _done(result.booking) if isinstance(result, r.Cancelled) else _refused(result)
 
-    def reschedule(self, code: str, slot_id: int, now: datetime, key: str | None) -> ports.Outcome:
+    def reschedule(self, code: str, slot_id: int, now: datetime, key: str | None,
+                   id_last4: str | None = None) -> ports.Outcome:
         self._available_cache.clear()
         result = service.reschedule_booking(self.ctx, code=code, new_slot_id=slot_id,
-                                            requester=self.address, channel=self.channel, now=now,
+                                            requester=self._requester(id_last4),
+                                            channel=self.channel, now=now,
                                             idempotency_key=self._key(key, "reschedule"))
         return _done(result.booking) if isinstance(result, r.Rescheduled) else _refused(result)
 
@@ -182,10 +192,38 @@ class ServiceBackend:
         return f"{self.channel}:{event_id}:{action}" if event_id else None
 
 
+def country_code(text: str, locale: str) -> str | None:
+    """A country by its two-letter code, or its name in the patient's language or
+    English, through Babel's territory names (case and accents don't count)."""
+    import unicodedata
+
+    def fold(value: str) -> str:
+        decomposed = unicodedata.normalize("NFKD", value.casefold())
+        return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).strip()
+
+    wanted = fold(text or "")
+    if not wanted:
+        return None
+    english = babel_locale("en").territories
+    if len(wanted) == 2 and wanted.isascii() and wanted.upper() in english:
+        return wanted.upper()
+    for names in (babel_locale(locale).territories, english):
+        for code, name in names.items():
+            if len(code) == 2 and code.isalpha() and fold(name) == wanted:
+                return code
+    return None
+
+
 def _own_name(code: str) -> str:
     """A language's name in itself, from Babel's data: a new catalog needs no code."""
     name = babel_locale(code).get_language_name(babel_locale(code)) or code
     return name[:1].upper() + name[1:]
+
+
+def _booking_info(named: r.NamedBooking) -> ports.BookingInfo:
+    b = named.booking
+    return ports.BookingInfo(b.code, b.patient_ref, named.name, b.department_id,
+                             b.department_names, b.starts_at, b.cancel_deadline)
 
 
 def _done(booking: r.BookingView) -> ports.Done:

@@ -8,20 +8,23 @@ slots only, capacity, refusals as typed values. Anything it can't decide it refu
 from __future__ import annotations
 
 import itertools
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from assistant.booking import identity  # the product's identity rules, not a copy
+from assistant.conversation_backend import country_code
 from assistant.engine import ports
+from assistant.engine.parse import parse_id_number
 
 TZ_NAME = "Asia/Shanghai"
 TZ = ZoneInfo(TZ_NAME)
-_WEIGHTS = [pow(2, 17 - i, 11) for i in range(17)]
+ID_KINDS = ("cn_resident_id", "generic")
+GENERIC_PATTERN = "^(?=.*[0-9])[A-Z0-9]{6,20}$"
 
 
 def check_char(first17: str) -> str:
-    return "10X98765432"[sum(int(d) * w for d, w in zip(first17, _WEIGHTS)) % 11]
+    return identity.cn_resident_id_check_char(first17)
 
 
 @dataclass
@@ -40,6 +43,7 @@ class FakeBooking:
     patient_ref: int
     slot_id: int
     status: str = "booked"
+    mine: bool = True  # made by this address (others' bookings are found by code only)
 
 
 @dataclass
@@ -52,6 +56,7 @@ class FakeBackend:
     opted_out: bool = False
     refuse_next: ports.Refused | None = None
     locales: tuple[str, ...] = ("en", "zh_Hans", "es")
+    generic_documents: tuple[str, ...] = ("passport", "travel_permit")
     calls: list[str] = field(default_factory=list)
     _codes: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -91,7 +96,8 @@ class FakeBackend:
     def hospital(self) -> ports.HospitalInfo:
         return ports.HospitalInfo(TZ_NAME, "en", self.locales, "+86 10 6512 0000",
                                   {"en": "Mon-Fri 8:00-17:00", "zh_Hans": "周一至周五 8:00-17:00",
-                                   "es": "lun-vie 8:00-17:00"}, ("cn_resident_id", "generic"))
+                                   "es": "lun-vie 8:00-17:00"}, ("cn_resident_id", "generic"),
+                                  generic_documents=self.generic_documents)
 
     def departments(self):
         return list(self.departments_)
@@ -133,28 +139,19 @@ class FakeBackend:
         return None
 
     def check_id_number(self, text, today):
-        value = re.sub(r"[\s\-]", "", text or "").upper().replace("*", "X")
-        if re.fullmatch(r"\d{17}[\dX]", value):
-            if check_char(value[:17]) != value[17]:
-                return ports.IdCheck(False, reason="checksum")
-            try:
-                born = date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
-            except ValueError:
-                return ports.IdCheck(False, reason="birth_date_invalid")
-            return ports.IdCheck(True, "cn_resident_id", value, value[-4:], born)
-        if re.fullmatch(r"\d{15,19}", value):
-            return ports.IdCheck(False, reason="length")
-        if re.fullmatch(r"[A-Z0-9]{6,20}", value):
-            return ports.IdCheck(True, "generic", value, value[-4:], None)
-        return ports.IdCheck(False, reason="pattern")
+        result = identity.validate_any_id_number(
+            parse_id_number(text) or text, kinds=ID_KINDS, generic_pattern=GENERIC_PATTERN,
+            today=today)
+        if isinstance(result, identity.IdentityRefusal):
+            return ports.IdCheck(False, reason=result.reason)
+        return ports.IdCheck(True, result.kind, result.value, result.value[-4:], result.birth_date)
 
     def check_name(self, text):
-        name = " ".join((text or "").split())
-        if not name or len(name) > 100 or not any(ch.isalpha() for ch in name):
-            return None
-        if any(not (ch.isalpha() or ch in " .'-·") for ch in name):
-            return None
-        return name
+        name = identity.validate_name(text)
+        return None if isinstance(name, identity.IdentityRefusal) else name
+
+    def check_country(self, text, locale):
+        return country_code(text, locale)
 
     def book(self, who, slot_id, relation, now, key):
         self.calls.append(f"book:{slot_id}")
@@ -176,20 +173,29 @@ class FakeBackend:
         dept = next(d for d in self.departments_ if d.id == slot.department_id)
         return ports.Done(code, slot.starts_at, dept.names, ref)
 
-    def bookings(self, now):
-        result = []
+    def find_booking(self, code, id_last4, now):
         for booking in self.bookings_:
-            slot = self._slot(booking.slot_id)
-            if booking.status != "booked" or slot.starts_at <= now:
-                continue
-            dept = next(d for d in self.departments_ if d.id == slot.department_id)
-            deadline = datetime.combine(slot.starts_at.date() - timedelta(days=1), time(16), tzinfo=TZ)
-            result.append(ports.BookingInfo(booking.code, booking.patient_ref,
-                                            self.patients[booking.patient_ref].name, dept.id,
-                                            dept.names, slot.starts_at, deadline))
-        return result
+            patient = self.patients.get(booking.patient_ref)
+            if booking.code == code and patient is not None and patient.id_last4 == id_last4:
+                return self._info(booking, now)
+        return None
 
-    def cancel(self, code, now, key):
+    def _info(self, booking, now):
+        slot = self._slot(booking.slot_id)
+        if booking.status != "booked" or slot.starts_at <= now:
+            return None
+        dept = next(d for d in self.departments_ if d.id == slot.department_id)
+        deadline = datetime.combine(slot.starts_at.date() - timedelta(days=1), time(16), tzinfo=TZ)
+        return ports.BookingInfo(booking.code, booking.patient_ref,
+                                 self.patients[booking.patient_ref].name, dept.id,
+                                 dept.names, slot.starts_at, deadline)
+
+    def bookings(self, now):
+        """Only the bookings this address made, as the service layer promises."""
+        infos = (self._info(booking, now) for booking in self.bookings_ if booking.mine)
+        return [info for info in infos if info is not None]
+
+    def cancel(self, code, now, key, id_last4=None):
         self.calls.append(f"cancel:{code}")
         if self.refuse_next is not None:
             refused, self.refuse_next = self.refuse_next, None
@@ -201,7 +207,7 @@ class FakeBackend:
                 return ports.Done(code)
         return ports.Refused("booking_not_found")
 
-    def reschedule(self, code, slot_id, now, key):
+    def reschedule(self, code, slot_id, now, key, id_last4=None):
         self.calls.append(f"reschedule:{code}:{slot_id}")
         for booking in self.bookings_:
             if booking.code == code and booking.status == "booked":

@@ -191,7 +191,9 @@ def verify(session: Session, key: bytes) -> AuditReport:
     """Walk the chain from the first event and report every break. One tampering only
     a copy kept outside the database can catch: putting back an earlier head, seal and
     all, after deleting every event since. `assistant audit verify` prints the newest
-    event and its hash so that a hospital can keep them elsewhere."""
+    event and its hash so that a hospital can keep them elsewhere, and also runs
+    `reconcile.check`, which names the bookings and slots the remaining events no
+    longer account for. This function checks the chain only."""
     problems: list[str] = []
     expected_prev = GENESIS_HASH
     expected_id = 1

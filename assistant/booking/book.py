@@ -27,14 +27,15 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
 
-from assistant.booking import audit, driver, policy as rules, results as r, statements as sql
+from assistant.booking import audit, driver, outbox, policy as rules, results as r, statements as sql
 from assistant.booking.inputs import AddressInput, IdentityInput, ServiceContext, Staff
 from assistant.booking.models import ACTIVE_STATUSES, BOOKED
 from assistant.booking.records import (
     LockedPatient,
+    TypedName,
+    address_actor,
     lock_address_row,
     lock_patient_row,
-    locked_patient,
     patient_ref as masked_patient,
     prepare_address,
     prepare_identity,
@@ -52,7 +53,8 @@ def book_slot(ctx: ServiceContext, *, slot_id: int, channel: str, now: datetime,
               booked_by: AddressInput | None = None, staff: Staff | None = None,
               relation: str = "self", idempotency_key: str | None = None) -> r.Booked | r.Refusal:
     """Book one place in a slot for one real identity: typed in (`identity_input`), or
-    a patient already linked to the booking address (`patient_ref`)."""
+    a patient already linked to the booking address (`patient_ref`). The booking
+    address owns the booking."""
     key = f"book:{idempotency_key}" if idempotency_key is not None else None
     # Inputs are checked, blinded and encrypted before the transaction starts.
     address = prepare_address(ctx, booked_by) if booked_by is not None else None
@@ -75,8 +77,11 @@ def book_slot(ctx: ServiceContext, *, slot_id: int, channel: str, now: datetime,
             address_row = lock_address_row(db, address, now) if address is not None else None
             if given is not None:
                 patient_row = lock_patient_row(db, given, now)
+                linked_name = None
             else:
                 patient_row = db.run(sql.LOCK_PATIENT_BY_ID, {"patient_id": patient_ref})
+                linked_name = db.run(sql.LINKED_NAME, {
+                    "kind": address.kind, "address_index": address.index, "patient_id": patient_ref})
             slot_row = db.run(sql.SLOT_WITH_RULES, {"slot_id": slot_id})
         earlier = replay_in(replay) if replay is not None else None
         if earlier is not None:
@@ -88,21 +93,25 @@ def book_slot(ctx: ServiceContext, *, slot_id: int, channel: str, now: datetime,
         row = patient_row.first()
         if row is None:
             return r.NotPermitted()
-        patient = (locked_patient(given, row) if given is not None
-                   else LockedPatient(row.id, row.id_last4))
-        if isinstance(patient, r.Refusal):
-            return patient
+        if given is not None:
+            patient, name = LockedPatient(row.id, is_new=row.version == 0), given.name
+        else:
+            link = linked_name.first()
+            if link is None:  # only an address linked to the patient may book by reference
+                return r.NotPermitted()
+            patient, name = LockedPatient(row.id), TypedName(link.name_encrypted, link.name_index)
         slot = slot_row.first()
         if slot is None:
             return r.SlotNotFound()
         if staff is not None:
             actor = audit.Actor(f"staff:{staff.username}", channel)
         else:
-            actor = audit.Actor(address.actor if address is not None else "anonymous", channel)
-        placed = book_locked(ctx, db, patient, slot, channel, now, actor,
+            actor = audit.Actor(address_actor(address_id) if address_id is not None else "anonymous",
+                                channel)
+        placed = book_locked(ctx, db, patient, slot, channel, now, actor, name=name,
                              address_id=address_id, address_is_new=address_is_new,
                              staff=staff, replacing_id=None, relation=relation,
-                             must_be_linked=patient_ref is not None, lock_audit_head=True)
+                             lock_audit_head=True)
         if isinstance(placed, r.Refusal):
             return placed
         with db.batch():  # 4
@@ -129,26 +138,28 @@ class Placed:
 
 
 def book_locked(ctx: ServiceContext, db: driver.Cursor, patient: LockedPatient, slot: Any,
-                channel: str, now: datetime, actor: audit.Actor, *, address_id: int | None,
-                staff: Staff | None, replacing_id: int | None, relation: str = "self",
-                must_be_linked: bool = False, address_is_new: bool = False,
-                lock_audit_head: bool = False) -> Placed | r.Refusal:
+                channel: str, now: datetime, actor: audit.Actor, *, name: TypedName | None,
+                address_id: int | None, staff: Staff | None, replacing_id: int | None,
+                relation: str = "self", address_is_new: bool = False,
+                lock_audit_head: bool = False, notice: str = outbox.BOOKED_FOR_YOU) -> Placed | r.Refusal:
     """Book `slot` (a SLOT_WITH_RULES row) with the patient's (and address's) row lock
     already held. `replacing_id` is left out of the quota counts: a reschedule moves a
-    booking rather than adding one."""
+    booking rather than adding one. When someone other than the patient books in her
+    name, a notice for her own address is written alongside (`notice` names it)."""
     hospital_policy = ctx.settings.policy.overridden(slot.hospital_policy)
     policy = hospital_policy.overridden(slot.policy_overrides)
     tz = ZoneInfo(slot.timezone)
+    name_index = name.index if name is not None else None
     if patient.is_new:
         # A patient this transaction created has no links, suspension or bookings yet.
-        links = 0 if address_is_new or address_id is None else db.run(
-            sql.LINKS_OF_ADDRESS, {"address_id": address_id}).scalar()
-        facts = NoHistory(links=links)
+        facts = (NoHistory() if address_is_new or address_id is None else NoHistory(
+            *db.run(sql.ADDRESS_FACTS, {"address_id": address_id, "now": now}).one()))
         held = []
     else:
         with db.batch():  # 2
-            facts_rows = db.run(sql.SUSPENSION_AND_LINKS, {
-                "patient_id": patient.id, "address_id": address_id, "now": now})
+            facts_rows = db.run(sql.PATIENT_FACTS, {
+                "patient_id": patient.id, "address_id": address_id, "now": now,
+                "name_index": name_index or ""})
             held_rows = db.run(sql.HELD_BOOKINGS, {
                 "patient_id": patient.id, "earliest": slot.visit_date - timedelta(days=90),
                 "latest": slot.visit_date + timedelta(days=90)})
@@ -156,8 +167,6 @@ def book_locked(ctx: ServiceContext, db: driver.Cursor, patient: LockedPatient, 
         held = [row for row in held_rows if row.id != replacing_id]
     new_link = address_id is not None and not facts.linked
     if new_link:
-        if must_be_linked:
-            return r.NotPermitted()
         limit = hospital_policy.patients_per_address  # an address's limit is hospital-wide
         if limit and facts.links >= limit:
             return r.TooManyPatients(limit=limit)
@@ -166,24 +175,31 @@ def book_locked(ctx: ServiceContext, db: driver.Cursor, patient: LockedPatient, 
     closes_at = rules.booking_closes_at(policy, slot.visit_date, tz)
     if now >= closes_at:
         return r.BookingClosed(closed_at=closes_at)
+    if facts.address_until is not None and staff is None:
+        return r.Suspended(reason=facts.address_rule, until=facts.address_until, scope="address")
     if facts.until is not None:
-        return r.Suspended(reason=facts.rule, until=facts.until)
+        return r.Suspended(reason=facts.rule, until=facts.until, scope="identity")
     for row in held:
         if row.slot_id == slot.id and row.status in ACTIVE_STATUSES:
             return r.AlreadyBooked(code=row.code)
     breach = rules.quota_breach(policy, [rules.HeldBooking(row.visit_date, row.department_id) for row in held],
                                 rules.HeldBooking(slot.visit_date, slot.department_id))
     if breach is not None:
-        return r.QuotaExceeded(quota=breach.quota, limit=breach.limit)
+        by_others = any(row.booked_by_address_id != address_id for row in held)
+        return r.QuotaExceeded(quota=breach.quota, limit=breach.limit, by_others=by_others)
 
     code = new_code()
     entries = []
+    own = None if patient.is_new else facts.own_address_id
+    tell_patient = own is not None and (own != address_id or staff is not None)
     with db.batch():  # 3
         taken = db.run(sql.TAKE_PLACE, {"slot_id": slot.id})
         if new_link:
             link_relation = "family" if relation == "family" else "self"
             db.run(sql.INSERT_LINK, {"address_id": address_id, "patient_id": patient.id,
-                                     "relation": link_relation, "now": now, "channel": channel})
+                                     "relation": link_relation, "now": now, "channel": channel,
+                                     "name_encrypted": name.encrypted if name else None,
+                                     "name_index": name_index})
             entries.append(audit.Entry(actor, "link.created", f"patient:{masked_patient(patient)}",
                                        {"relation": link_relation}, now))
         db.run(sql.INSERT_BOOKING, {
@@ -191,16 +207,24 @@ def book_locked(ctx: ServiceContext, db: driver.Cursor, patient: LockedPatient, 
             "department_id": slot.department_id, "visit_date": slot.visit_date,
             "channel": channel, "address_id": address_id,
             "staff": staff.username if staff else None, "replacing_id": replacing_id,
+            "name_encrypted": name.encrypted if name else None, "name_index": name_index,
+            "name_differs": bool(not patient.is_new and name_index and facts.other_names),
             "now": now})
         entries.append(audit.Entry(actor, "booking.created", f"booking:{code}", {
             "patient": masked_patient(patient), "slot": slot.id, "department": slot.code,
             "starts_at": slot.starts_at.isoformat()}, now))
+        if tell_patient:
+            db.run(sql.INSERT_NOTICE, {"address_id": own, "patient_id": patient.id, "now": now,
+                                       "message": notice, "params": outbox.notice_params(
+                                           code, slot.names, slot.starts_at, staff is not None)})
+            entries.append(audit.Entry(actor, "notice.queued", f"booking:{code}",
+                                       {"patient": masked_patient(patient), "notice": notice}, now))
         # The head is locked after the place: it stays the last lock taken.
         head = audit.lock_head(db) if lock_audit_head else None
     if taken.first() is None:
         return r.SlotFull()  # the caller rolls back the link and booking sent alongside
     view = r.BookingView(
-        code=code, status=BOOKED, patient_ref=patient.id, id_last4=patient.id_last4,
+        code=code, status=BOOKED, patient_ref=patient.id,
         department_id=slot.department_id, department_code=slot.code,
         department_names=dict(slot.names), slot_id=slot.id, starts_at=slot.starts_at,
         ends_at=slot.ends_at, visit_date=slot.visit_date, channel=channel,
@@ -210,9 +234,11 @@ def book_locked(ctx: ServiceContext, db: driver.Cursor, patient: LockedPatient, 
 
 @dataclass(frozen=True)
 class NoHistory:
-    """SUSPENSION_AND_LINKS for a patient created by this transaction."""
+    """PATIENT_FACTS for a patient created by this transaction."""
 
-    links: int
+    address_until: datetime | None = None
+    address_rule: str | None = None
+    links: int = 0
     linked: int = 0
     until: datetime | None = None
     rule: str | None = None
@@ -246,8 +272,10 @@ def run_booking(ctx: ServiceContext, key: str | None, now: datetime,
         try:
             with ctx.uow() as uow:
                 result = attempt(uow, driver.Cursor(uow.session.connection()))
-        except IntegrityError:
-            continue  # a booking code was drawn twice (about 1 in 10^11): draw again
+        except IntegrityError as exc:
+            if is_code_collision(exc):
+                continue  # a booking code was drawn twice (about 1 in 10^11): draw again
+            raise BookingConstraintError(constraint_of(exc)) from exc
         break
     if isinstance(result, Replayed):
         return result.result
@@ -256,6 +284,31 @@ def run_booking(ctx: ServiceContext, key: str | None, now: datetime,
     if result is None:
         raise RuntimeError("booking kept failing on the database's unique constraints")
     return result
+
+
+class BookingConstraintError(RuntimeError):
+    """A database constraint other than the booking code's stopped a booking: a bug or
+    a schema change, reported by the constraint's name (never a value, which could
+    quote a patient)."""
+
+    def __init__(self, constraint: str) -> None:
+        super().__init__(f"booking stopped by the database constraint {constraint}")
+        self.constraint = constraint
+
+
+def constraint_of(exc: IntegrityError) -> str:
+    """The constraint an IntegrityError names: psycopg's diagnostics, or SQLite's text
+    ("UNIQUE constraint failed: booking.code")."""
+    diag = getattr(exc.orig, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    if name:
+        return name
+    text = str(exc.orig)
+    return text.split(":", 1)[1].strip() if ":" in text else "unknown"
+
+
+def is_code_collision(exc: IntegrityError) -> bool:
+    return constraint_of(exc) in ("uq_booking_code", "booking.code")
 
 
 def keep(ctx: ServiceContext, uow: UnitOfWork, db: driver.Cursor, key: str | None, result: Any,

@@ -130,7 +130,18 @@ def _validate_generic(raw: str, pattern: str) -> IdNumber | IdentityRefusal:
         return IdentityRefusal("id_number", "pattern_invalid")
     if not matches:
         return IdentityRefusal("id_number", "pattern")
+    if _holds_resident_id(value):
+        # "A" + a real resident ID would be a second identity for one person.
+        return IdentityRefusal("id_number", "contains_resident_id")
     return IdNumber(GENERIC, value, None)
+
+
+def _holds_resident_id(value: str) -> bool:
+    for start in range(0, len(value) - 17):
+        part = value[start:start + 18]
+        if part[:17].isdigit() and cn_resident_id_check_char(part[:17]) == part[17]:
+            return True
+    return False
 
 
 def validate_name(raw: str) -> str | IdentityRefusal:
@@ -179,6 +190,25 @@ def normalise_phone(raw: str, default_region: str) -> str | IdentityRefusal:
     if not phonenumbers.is_valid_number(number):
         return IdentityRefusal("phone", "invalid")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_phone_address(raw: str, default_region: str) -> str | None:
+    """A sender's number as a provider delivered it, in E.164 when it parses (valid or
+    not: a new number range is still someone's phone), or as bare digits for a short
+    code. None only when it holds no number at all."""
+    text = (raw or "").strip()
+    if not text or len(text) > 40:
+        return None
+    try:
+        number = phonenumbers.parse(text, default_region)
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    except phonenumbers.NumberParseException:
+        digits = re.sub(r"[\s\-().]", "", text)
+        plus = digits.startswith("+")
+        digits = digits.lstrip("+")
+        if digits.isascii() and digits.isdigit() and 3 <= len(digits) <= 15:
+            return ("+" if plus else "") + digits
+        return None
 
 
 def mask_id(value: str) -> str:

@@ -29,6 +29,9 @@ class IdentityInput:
     number: str
     name: str
     birth_date: date | None = None
+    # A generic number is unique only within its document type and issuing country.
+    document: str | None = None
+    country: str | None = None
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,18 @@ class AddressInput:
 
 
 @dataclass(frozen=True)
+class CodeHolder:
+    """Someone holding a booking code and the last four characters of the patient's ID
+    number, like an airline's booking reference and surname: how a patient acts on a
+    booking a relative made. Knowing the ID number alone gives no rights."""
+
+    id_last4: str
+
+
+@dataclass(frozen=True)
 class Staff:
     username: str
 
 
-Requester = AddressInput | IdentityInput | Staff
+# Who asks to change a booking: the address that made it, a code holder, or staff.
+Requester = AddressInput | CodeHolder | Staff

@@ -16,7 +16,9 @@ from sqlalchemy import func, select
 from assistant.booking import identity, policy as rules, results as r
 from assistant.booking.inputs import AddressInput, IdentityInput, ServiceContext
 from assistant.booking.models import (
+    BOOKED,
     Booking,
+    ChannelAddress,
     Department,
     Hospital,
     Patient,
@@ -25,10 +27,14 @@ from assistant.booking.models import (
     Suspension,
 )
 from assistant.booking.records import (
-    bookings_of,
+    booking_view,
+    clean_code,
     department_rules,
     find_address,
     find_patient,
+    id_number_of,
+    last4_matches,
+    last4_of,
     slot_view,
 )
 
@@ -74,45 +80,60 @@ def availability(ctx: ServiceContext, *, department_id: int, date_from: date, da
 
 
 def linked_patients(ctx: ServiceContext, address: AddressInput) -> list[r.LinkedPatient]:
-    """The patients an address may book for, names decrypted for this turn only."""
+    """The patients an address may book for, by the names it gave them; decrypted for
+    this turn only."""
     with ctx.uow.read_only() as uow:
         found = find_address(ctx, uow.session, address)
         if found is None:
             return []
         rows = uow.session.execute(
-            select(Patient, PatientLink.relation)
+            select(Patient, PatientLink)
             .join(PatientLink, PatientLink.patient_id == Patient.id)
             .where(PatientLink.address_id == found.id)
             .order_by(PatientLink.created_at, PatientLink.id)
         ).all()
         return [
-            r.LinkedPatient(p.id, ctx.keyring.decrypt(p.name_encrypted) or "?", p.id_last4, rel)
-            for p, rel in rows
+            r.LinkedPatient(p.id, ctx.keyring.decrypt(link.name_encrypted) or "?",
+                            last4_of(ctx, p), link.relation)
+            for p, link in rows
         ]
 
 
-def patient_bookings(ctx: ServiceContext, identity_input: IdentityInput, *, now: datetime,
-                     include_past: bool = False) -> list[r.BookingView] | r.Refusal:
-    with ctx.uow.read_only() as uow:
-        patient = find_patient(ctx, uow.session, identity_input)
-        if isinstance(patient, r.Refusal):
-            return patient
-        if patient is None:
-            return []
-        return bookings_of(ctx, uow.session, [patient.id], now, include_past)
-
-
 def address_bookings(ctx: ServiceContext, address: AddressInput, *, now: datetime,
-                     include_past: bool = False) -> list[r.BookingView]:
-    """Bookings of every patient linked to the address."""
+                     include_past: bool = False) -> list[r.NamedBooking]:
+    """The bookings this address made: the only ones it may see. Bookings others made
+    for the same patients stay hidden (a link lets an address book, nothing more)."""
     with ctx.uow.read_only() as uow:
-        found = find_address(ctx, uow.session, address)
+        session = uow.session
+        found = find_address(ctx, session, address)
         if found is None:
             return []
-        patient_ids = uow.session.execute(
-            select(PatientLink.patient_id).where(PatientLink.address_id == found.id)
-        ).scalars().all()
-        return bookings_of(ctx, uow.session, patient_ids, now, include_past)
+        query = (select(Booking).join(Slot, Booking.slot_id == Slot.id)
+                 .where(Booking.booked_by_address_id == found.id)
+                 .order_by(Slot.starts_at, Booking.id))
+        if not include_past:
+            query = query.where(Booking.status == BOOKED, Slot.ends_at > now)
+        return [r.NamedBooking(booking_view(ctx, session, b), ctx.keyring.decrypt(b.name_encrypted) or "")
+                for b in session.execute(query).scalars()]
+
+
+def booking_for_holder(ctx: ServiceContext, *, code: str, id_last4: str,
+                       now: datetime) -> r.NamedBooking | None:
+    """An upcoming booking for whoever holds its code and the ID's last four characters
+    (a booking a relative made). None, the same for a wrong code or a wrong tail."""
+    with ctx.uow.read_only() as uow:
+        session = uow.session
+        booking = session.execute(
+            select(Booking).where(Booking.code == clean_code(code))).scalar_one_or_none()
+        if booking is None or booking.status != BOOKED:
+            return None
+        patient = session.get(Patient, booking.patient_id)
+        if not last4_matches(id_number_of(ctx, patient), id_last4):
+            return None
+        view = booking_view(ctx, session, booking)
+        if view.ends_at <= now:
+            return None
+        return r.NamedBooking(view, ctx.keyring.decrypt(booking.name_encrypted) or "")
 
 
 @dataclass(frozen=True)
@@ -127,9 +148,12 @@ class StaffBookingRow:
     masked_id: str
     masked_name: str
     channel: str
+    name_differs: bool = False  # the name differs from earlier bookings of this ID
+    checksum_verified: bool = True  # False: a generic ID, never checked by a checksum
 
 
-def staff_bookings(ctx: ServiceContext, *, day: date | None = None) -> list[StaffBookingRow]:
+def staff_bookings(ctx: ServiceContext, *, day: date | None = None,
+                   patient_id: int | None = None) -> list[StaffBookingRow]:
     with ctx.uow.read_only() as uow:
         query = (
             select(Booking, Slot, Department, Patient)
@@ -140,32 +164,55 @@ def staff_bookings(ctx: ServiceContext, *, day: date | None = None) -> list[Staf
         )
         if day is not None:
             query = query.where(Booking.visit_date == day)
+        if patient_id is not None:
+            query = query.where(Booking.patient_id == patient_id)
         rows = []
         for booking, slot, department, patient in uow.session.execute(query):
-            number = ctx.keyring.decrypt(patient.id_encrypted) or ""
-            name = ctx.keyring.decrypt(patient.name_encrypted) or ""
+            name = ctx.keyring.decrypt(booking.name_encrypted) or ""
             rows.append(StaffBookingRow(
                 booking.code, booking.status, department.code, slot.starts_at,
-                booking.visit_date, identity.mask_id(number), identity.mask_name(name),
-                booking.channel,
+                booking.visit_date, identity.mask_id(id_number_of(ctx, patient)),
+                identity.mask_name(name), booking.channel, booking.name_differs,
+                patient.checksum_verified,
             ))
         return rows
 
 
+def find_bookings_of_identity(ctx: ServiceContext, identity_input: IdentityInput) -> list[StaffBookingRow] | r.Refusal:
+    """For the desk: the bookings of the ID number on a card (looked up by its blind
+    index), shown masked."""
+    with ctx.uow.read_only() as uow:
+        patient = find_patient(ctx, uow.session, identity_input)
+        if isinstance(patient, r.Refusal):
+            return patient
+        if patient is None:
+            return []
+    return staff_bookings(ctx, patient_id=patient.id)
+
+
 def active_suspensions(ctx: ServiceContext, *, now: datetime) -> list[dict[str, Any]]:
-    """Suspensions in force, for staff: patients shown masked."""
+    """Suspensions in force, for staff: of identities (shown masked) and of addresses
+    (phone numbers masked)."""
     with ctx.uow.read_only() as uow:
         rows = uow.session.execute(
-            select(Suspension, Patient)
-            .join(Patient, Suspension.patient_id == Patient.id)
+            select(Suspension, Patient, ChannelAddress)
+            .outerjoin(Patient, Suspension.patient_id == Patient.id)
+            .outerjoin(ChannelAddress, Suspension.address_id == ChannelAddress.id)
             .where(Suspension.lifted_at.is_(None), Suspension.ends_at > now)
             .order_by(Suspension.ends_at)
         ).all()
         return [
             {"id": s.id, "rule": s.rule, "until": s.ends_at,
-             "patient": identity.mask_id(ctx.keyring.decrypt(p.id_encrypted) or "")}
-            for s, p in rows
+             "scope": "identity" if p is not None else "address",
+             "who": (identity.mask_id(id_number_of(ctx, p)) if p is not None
+                     else f"{a.kind} {mask_address(ctx, a)}")}
+            for s, p, a in rows
         ]
+
+
+def mask_address(ctx: ServiceContext, address: ChannelAddress) -> str:
+    value = ctx.keyring.decrypt(address.address_encrypted) or ""
+    return identity.mask_phone(value) if address.kind == "phone" else identity.mask_id(value)
 
 
 @dataclass(frozen=True)
@@ -209,7 +256,7 @@ def last_booked(ctx: ServiceContext, address: AddressInput) -> tuple[r.LinkedPat
         if found is None:
             return None
         row = session.execute(
-            select(Booking, Patient, PatientLink.relation, Department, Hospital.timezone)
+            select(Booking, Patient, PatientLink, Department, Hospital.timezone)
             .join(Patient, Booking.patient_id == Patient.id)
             .join(PatientLink, (PatientLink.patient_id == Patient.id) & (PatientLink.address_id == found.id))
             .join(Department, Booking.department_id == Department.id)
@@ -220,10 +267,10 @@ def last_booked(ctx: ServiceContext, address: AddressInput) -> tuple[r.LinkedPat
         ).first()
         if row is None:
             return None
-        booking, patient, relation, department, tz = row
+        booking, patient, link, department, tz = row
         return (
-            r.LinkedPatient(patient.id, ctx.keyring.decrypt(patient.name_encrypted) or "?",
-                            patient.id_last4, relation),
+            r.LinkedPatient(patient.id, ctx.keyring.decrypt(link.name_encrypted) or "?",
+                            last4_of(ctx, patient), link.relation),
             r.DepartmentView(department.id, department.code, dict(department.names),
                              dict(department.keywords or {}), tz),
         )

@@ -8,9 +8,9 @@ patient, then slots. Nothing here commits.
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Sequence
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -18,9 +18,15 @@ from sqlalchemy.orm import Session
 
 from assistant.booking import audit, driver, identity, policy as rules, results as r, statements as sql
 from assistant.booking.identity import IdentityRefusal
-from assistant.booking.inputs import AddressInput, IdentityInput, Requester, ServiceContext, Staff
+from assistant.booking.inputs import (
+    AddressInput,
+    CodeHolder,
+    IdentityInput,
+    Requester,
+    ServiceContext,
+    Staff,
+)
 from assistant.booking.models import (
-    BOOKED,
     Booking,
     ChannelAddress,
     Department,
@@ -37,9 +43,16 @@ class LockedPatient:
     """A patient whose row lock this transaction holds."""
 
     id: int
-    id_last4: str
     # Created by this transaction, so it has no bookings, links or suspensions yet.
     is_new: bool = False
+
+
+@dataclass(frozen=True)
+class TypedName:
+    """The name given with a booking, encrypted and blind-indexed."""
+
+    encrypted: str
+    index: str
 
 
 @dataclass(frozen=True)
@@ -50,10 +63,6 @@ class PreparedAddress:
     index: str
     encrypted: str
 
-    @property
-    def actor(self) -> str:
-        """How the audit trail names the address."""
-        return f"address:{self.kind}:{self.index[:12]}"
 
 
 def prepare_address(ctx: ServiceContext, address: AddressInput) -> PreparedAddress | r.Refusal:
@@ -72,52 +81,63 @@ def lock_address_row(db: driver.Cursor, address: PreparedAddress, now: datetime)
 
 @dataclass(frozen=True)
 class PreparedIdentity:
-    """An identity checked, blinded and encrypted, ready to create or lock its patient."""
+    """An identity checked, blinded and encrypted, ready to create or lock its patient,
+    with the name typed for this booking."""
 
     id_kind: str
+    id_document: str | None
+    id_country: str | None
+    checksum_verified: bool
     id_index: str
     id_encrypted: str
-    id_last4: str
-    name_index: str
-    name_encrypted: str
-    birth_date: date | None
+    birth_date_encrypted: str | None
+    name: TypedName
 
 
 def prepare_identity(ctx: ServiceContext, given: IdentityInput, today: date) -> PreparedIdentity | r.Refusal:
     valid = validated_identity(ctx, given, today)
     if isinstance(valid, r.Refusal):
         return valid
-    number, name, birth_date = valid
+    number, name, birth_date, document, country = valid
     return PreparedIdentity(
-        id_kind=number.kind, id_index=ctx.keyring.blind_index("id:" + number.kind, number.value),
-        id_encrypted=ctx.keyring.encrypt(number.value), id_last4=number.value[-4:],
-        name_index=ctx.keyring.blind_index("name", identity.name_for_index(name)),
-        name_encrypted=ctx.keyring.encrypt(name), birth_date=birth_date)
+        id_kind=number.kind, id_document=document, id_country=country,
+        checksum_verified=number.kind == identity.CN_RESIDENT_ID,
+        id_index=ctx.keyring.blind_index(identity.id_purpose(number.kind, document, country), number.value),
+        id_encrypted=ctx.keyring.encrypt(number.value),
+        birth_date_encrypted=ctx.keyring.encrypt(birth_date.isoformat()) if birth_date else None,
+        name=typed_name(ctx, name))
+
+
+def typed_name(ctx: ServiceContext, name: str) -> TypedName:
+    return TypedName(ctx.keyring.encrypt(name),
+                     ctx.keyring.blind_index(identity.name_purpose(), identity.name_for_index(name)))
 
 
 def lock_patient_row(db: driver.Cursor, given: PreparedIdentity, now: datetime) -> driver.Rows:
-    """Create or lock the patient; read the row with `locked_patient`."""
+    """Create or lock the patient; one row: id and version (0: created just now). The
+    identity is the ID number alone, so a name typed with it can't lock anyone out."""
     return db.run(sql.LOCK_PATIENT, {
-        "id_kind": given.id_kind, "id_index": given.id_index, "id_encrypted": given.id_encrypted,
-        "id_last4": given.id_last4, "name_index": given.name_index,
-        "name_encrypted": given.name_encrypted, "birth_date": given.birth_date, "now": now})
-
-
-def locked_patient(given: PreparedIdentity, row) -> LockedPatient | r.Refusal:
-    """A known ID number with another name or birth date is how a bought ticket would be
-    used, so it is refused."""
-    if row.name_index != given.name_index:
-        return r.IdentityMismatch()
-    if given.birth_date is not None and row.birth_date is not None and row.birth_date != given.birth_date:
-        return r.IdentityMismatch()
-    return LockedPatient(row.id, row.id_last4, is_new=row.version == 0)
+        "id_kind": given.id_kind, "id_document": given.id_document, "id_country": given.id_country,
+        "checksum_verified": given.checksum_verified, "id_index": given.id_index,
+        "id_encrypted": given.id_encrypted, "birth_date_encrypted": given.birth_date_encrypted,
+        "now": now})
 
 
 def validated_identity(ctx: ServiceContext, given: IdentityInput, today: date):
-    if given.kind not in ctx.settings.identity.kinds:
+    """(number, name, birth date, document, country), or a refusal."""
+    settings = ctx.settings.identity
+    if given.kind not in settings.kinds:
         return r.InvalidIdentity(field="id_number", reason="unknown_kind")
+    document = country = None
+    if given.kind == identity.GENERIC:
+        document = (given.document or "").strip().lower()
+        if document not in settings.generic_documents:
+            return r.InvalidIdentity(field="document", reason="unknown_document")
+        country = (given.country or "").strip().upper()
+        if len(country) != 2 or not country.isascii() or not country.isalpha():
+            return r.InvalidIdentity(field="country", reason="invalid")
     number = identity.validate_id_number(
-        given.kind, given.number, generic_pattern=ctx.settings.identity.generic_pattern,
+        given.kind, given.number, generic_pattern=settings.generic_pattern,
         stated_birth_date=given.birth_date, today=today,
     )
     if isinstance(number, IdentityRefusal):
@@ -125,12 +145,12 @@ def validated_identity(ctx: ServiceContext, given: IdentityInput, today: date):
     name = identity.validate_name(given.name)
     if isinstance(name, IdentityRefusal):
         return r.InvalidIdentity(field=name.field, reason=name.reason)
-    birth_date = given.birth_date or number.birth_date
+    birth_date = number.birth_date or given.birth_date
     if birth_date is not None:
         checked = identity.validate_birth_date(birth_date, today)
         if isinstance(checked, IdentityRefusal):
             return r.InvalidIdentity(field=checked.field, reason=checked.reason)
-    return number, name, birth_date
+    return number, name, birth_date, document, country
 
 
 def lock_patient(session: Session, patient_id: int) -> Patient:
@@ -143,34 +163,46 @@ def lock_patient(session: Session, patient_id: int) -> Patient:
 
 
 def find_patient(ctx: ServiceContext, session: Session, given: IdentityInput) -> Patient | None | r.Refusal:
+    """For staff (the desk types the number from the card)."""
     number = identity.validate_id_number(
         given.kind, given.number, generic_pattern=ctx.settings.identity.generic_pattern
     )
     if isinstance(number, IdentityRefusal):
         return r.InvalidIdentity(field=number.field, reason=number.reason)
-    id_index = ctx.keyring.blind_index("id:" + number.kind, number.value)
+    purpose = identity.id_purpose(number.kind, (given.document or "").strip().lower(),
+                                  (given.country or "").strip().upper())
+    id_index = ctx.keyring.blind_index(purpose, number.value)
     return session.execute(select(Patient).where(Patient.id_index == id_index)).scalar_one_or_none()
+
+
+def id_number_of(ctx: ServiceContext, patient: Patient) -> str:
+    """The decrypted ID number, for masks and tails; never stored or logged."""
+    return ctx.keyring.decrypt(patient.id_encrypted) or ""
+
+
+def last4_of(ctx: ServiceContext, patient: Patient) -> str:
+    return id_number_of(ctx, patient)[-4:]
 
 
 def normalised_address(ctx: ServiceContext, address: AddressInput) -> str | r.Refusal:
     if address.kind == "phone":
-        value = identity.normalise_phone(address.value, ctx.settings.default_phone_region)
-        if isinstance(value, IdentityRefusal):
-            return r.InvalidIdentity(field=value.field, reason=value.reason)
-        return value
+        # The provider delivered this number, so it is served even when the phone
+        # library can't validate it (a new number range, a short code).
+        value = identity.normalise_phone_address(address.value, ctx.settings.default_phone_region)
+        return r.InvalidAddress() if value is None else value
     if address.kind == "telegram":
         value = (address.value or "").strip()
-        if not value.lstrip("-").isdigit():
-            return r.InvalidIdentity(field="address", reason="invalid")
+        if not value.lstrip("-").isdigit() or len(value) > 20:
+            return r.InvalidAddress()
         return str(int(value))
     if address.kind == "console":
         value = (address.value or "").strip()
-        return value if value else r.InvalidIdentity(field="address", reason="empty")
-    return r.InvalidIdentity(field="address", reason="unknown_kind")
+        return value if value else r.InvalidAddress()
+    return r.InvalidAddress()
 
 
 def address_index(ctx: ServiceContext, kind: str, value: str) -> str:
-    return ctx.keyring.blind_index("address:" + kind, value)
+    return ctx.keyring.blind_index(identity.address_purpose(kind), value)
 
 
 def find_address(ctx: ServiceContext, session: Session, address: AddressInput) -> ChannelAddress | None:
@@ -202,25 +234,42 @@ def is_linked(session: Session, address_id: int, patient_id: int) -> bool:
 
 
 def authorised_booking(ctx: ServiceContext, session: Session, code: str,
-                        requester: Requester) -> tuple[Booking, Patient] | r.Refusal:
+                       requester: Requester) -> tuple[Booking, Patient] | r.Refusal:
+    """The booking, locked, if `requester` has rights over it. Rights follow the booking:
+    the address that made it owns it; a code holder with the ID's last four characters
+    may act on it; staff may act on any. A link to the patient, or knowing her ID number,
+    gives none. Every refusal is the same `NotPermitted`, so nobody learns whether a code
+    exists. Locks: the owning address, then the patient (the service layer's order)."""
     booking = session.execute(
         select(Booking).where(Booking.code == clean_code(code))
     ).scalar_one_or_none()
     if booking is None:
-        return r.BookingNotFound()
+        return r.NotPermitted()
     if isinstance(requester, AddressInput):
         address = find_address(ctx, session, requester)
-        allowed = address is not None and is_linked(session, address.id, booking.patient_id)
-    elif isinstance(requester, IdentityInput):
+        allowed = address is not None and address.id == booking.booked_by_address_id
+    elif isinstance(requester, CodeHolder):
         patient = session.get(Patient, booking.patient_id)
-        allowed = id_number_matches(ctx, patient, requester.number, requester.kind)
+        allowed = last4_matches(id_number_of(ctx, patient), requester.id_last4)
     else:
         allowed = isinstance(requester, Staff)
     if not allowed:
         return r.NotPermitted()
+    if booking.booked_by_address_id is not None:
+        lock_address_by_id(session, booking.booked_by_address_id)
     patient = lock_patient(session, booking.patient_id)
     session.refresh(booking)  # re-read under the lock: a racing cancel may have won
     return booking, patient
+
+
+def last4_matches(number: str, typed: str) -> bool:
+    typed = "".join((typed or "").split()).upper().replace("*", "X")
+    return len(number) >= 4 and len(typed) == 4 and hmac.compare_digest(number[-4:], typed)
+
+
+def lock_address_by_id(session: Session, address_id: int) -> None:
+    session.execute(update(ChannelAddress).where(ChannelAddress.id == address_id)
+                    .values(version=ChannelAddress.version + 1))
 
 
 def id_number_matches(ctx: ServiceContext, patient: Patient, raw: str, kind: str | None = None) -> bool:
@@ -229,7 +278,32 @@ def id_number_matches(ctx: ServiceContext, patient: Patient, raw: str, kind: str
     )
     if isinstance(number, IdentityRefusal):
         return False
-    return ctx.keyring.blind_index("id:" + number.kind, number.value) == patient.id_index
+    purpose = identity.id_purpose(number.kind, patient.id_document, patient.id_country)
+    return hmac.compare_digest(ctx.keyring.blind_index(purpose, number.value), patient.id_index)
+
+
+def own_address_id(session: Session, patient_id: int) -> int | None:
+    """Where notices for the patient go: the address the desk verified as hers, else the
+    first that booked "for me" with her ID. A later, conflicting "for me" is kept as a
+    link for staff to see and changes nothing."""
+    return session.execute(
+        select(PatientLink.address_id)
+        .where(PatientLink.patient_id == patient_id, PatientLink.relation == "self")
+        .order_by(PatientLink.verified_at.is_(None), PatientLink.verified_at.desc(),
+                  PatientLink.created_at, PatientLink.id)
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def verified_own_address(session: Session, patient_id: int, address_id: int | None) -> bool:
+    """Did the desk verify `address_id` as the patient's own (a checked-in "for me")?"""
+    if address_id is None:
+        return False
+    return session.execute(
+        select(PatientLink.id).where(
+            PatientLink.address_id == address_id, PatientLink.patient_id == patient_id,
+            PatientLink.relation == "self", PatientLink.verified_at.is_not(None))
+    ).first() is not None
 
 
 def clean_code(code: str) -> str:
@@ -253,11 +327,10 @@ def booking_view(ctx: ServiceContext, session: Session, booking: Booking, *,
                   slot: Slot | None = None, department: Department | None = None) -> r.BookingView:
     slot = slot or session.get(Slot, booking.slot_id)
     department = department or session.get(Department, booking.department_id)
-    patient = session.get(Patient, booking.patient_id)
     policy, tz = department_rules(ctx, session, department)
     return r.BookingView(
-        code=booking.code, status=booking.status, patient_ref=patient.id,
-        id_last4=patient.id_last4, department_id=department.id,
+        code=booking.code, status=booking.status, patient_ref=booking.patient_id,
+        department_id=department.id,
         department_code=department.code, department_names=dict(department.names),
         slot_id=slot.id, starts_at=slot.starts_at, ends_at=slot.ends_at,
         visit_date=booking.visit_date, channel=booking.channel,
@@ -265,35 +338,22 @@ def booking_view(ctx: ServiceContext, session: Session, booking: Booking, *,
     )
 
 
-def bookings_of(ctx: ServiceContext, session: Session, patient_ids: Sequence[int],
-                 now: datetime, include_past: bool) -> list[r.BookingView]:
-    if not patient_ids:
-        return []
-    query = (
-        select(Booking).join(Slot, Booking.slot_id == Slot.id)
-        .where(Booking.patient_id.in_(patient_ids))
-        .order_by(Slot.starts_at, Booking.id)
-    )
-    if not include_past:
-        query = query.where(Booking.status == BOOKED, Slot.ends_at > now)
-    return [booking_view(ctx, session, b) for b in session.execute(query).scalars()]
+def patient_ref(patient: Patient | LockedPatient) -> int:
+    """How logs and the audit trail name a patient: the row id, no part of the ID."""
+    return patient.id
 
 
-def patient_ref(patient: Patient) -> str:
-    """How logs and the audit trail name a patient: the row id and masked ID tail."""
-    return f"{patient.id}/**{patient.id_last4}"
+def address_actor(address: ChannelAddress | int) -> str:
+    """How the audit trail names an address: its row id, which survives key rotation."""
+    return f"address:{address if isinstance(address, int) else address.id}"
 
 
-def address_actor(address: ChannelAddress) -> str:
-    return f"address:{address.kind}:{address.address_index[:12]}"
-
-
-def requester_actor(ctx: ServiceContext, requester: Requester, channel: str) -> audit.Actor:
+def requester_actor(ctx: ServiceContext, session: Session, requester: Requester,
+                    channel: str) -> audit.Actor:
     if isinstance(requester, Staff):
         return audit.Actor(f"staff:{requester.username}", channel)
     if isinstance(requester, AddressInput):
-        value = normalised_address(ctx, requester)
-        if isinstance(value, str):
-            return audit.Actor(
-                f"address:{requester.kind}:{address_index(ctx, requester.kind, value)[:12]}", channel)
-    return audit.Actor("patient", channel)
+        found = find_address(ctx, session, requester)
+        if found is not None:
+            return audit.Actor(address_actor(found), channel)
+    return audit.Actor("code_holder", channel)

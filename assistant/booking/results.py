@@ -39,7 +39,6 @@ class BookingView:
     code: str
     status: str
     patient_ref: int
-    id_last4: str
     department_id: int
     department_code: str
     department_names: dict[str, str]
@@ -53,13 +52,22 @@ class BookingView:
 
 @dataclass(frozen=True)
 class LinkedPatient:
-    """A patient an address may book for. Built for one conversation turn and never
-    stored: `name` is decrypted."""
+    """A patient an address may book for, by the name that address gave. Built for one
+    conversation turn and never stored: `name` and `id_last4` are decrypted."""
 
     patient_ref: int
     name: str
     id_last4: str
     relation: str
+
+
+@dataclass(frozen=True)
+class NamedBooking:
+    """A booking with the name typed for it, for the one who may see it. Built for one
+    turn and never stored."""
+
+    booking: BookingView
+    name: str
 
 
 # ---- successes -------------------------------------------------------------------
@@ -83,13 +91,21 @@ class Rescheduled:
 
 @dataclass(frozen=True)
 class CheckedIn:
+    """For the desk only, never stored: it carries the names typed for the identity,
+    for the clerk to compare with the ID card."""
+
     booking: BookingView
+    verified_address: bool = False  # the address that booked "for me" is now verified
+    name: str = ""
+    other_names: tuple[str, ...] = ()  # other names earlier bookings used
+    checksum_verified: bool = True
 
 
 @dataclass(frozen=True)
 class NoShowReport:
     marked: int
     suspended_patients: int
+    suspended_addresses: int = 0
 
 
 @dataclass(frozen=True)
@@ -108,15 +124,15 @@ class Refusal:
 @dataclass(frozen=True)
 class InvalidIdentity(Refusal):
     rule: ClassVar[str] = "invalid_identity"
-    field: str  # id_number | name | birth_date | phone
+    field: str  # id_number | name | birth_date | document | country
     reason: str
 
 
 @dataclass(frozen=True)
-class IdentityMismatch(Refusal):
-    """The ID number is known with another name or birth date."""
+class InvalidAddress(Refusal):
+    """The sender's address can't be read (never reported as an ID problem)."""
 
-    rule: ClassVar[str] = "identity_mismatch"
+    rule: ClassVar[str] = "invalid_address"
 
 
 @dataclass(frozen=True)
@@ -149,20 +165,26 @@ class AlreadyBooked(Refusal):
 
 @dataclass(frozen=True)
 class QuotaExceeded(Refusal):
-    """`quota` is per_department_per_day, per_visit_day, per_7_days or per_90_days."""
+    """`quota` is per_department_per_day, per_visit_day, per_7_days or per_90_days.
+    `by_others`: bookings made from other addresses fill it, so the patient is told how
+    to free them (the codes in her notices, or the desk)."""
 
     rule: ClassVar[str] = "quota_exceeded"
     quota: str
     limit: int
+    by_others: bool = False
 
 
 @dataclass(frozen=True)
 class Suspended(Refusal):
-    """`reason` is no_shows or cancellations; booking is possible again from `until`."""
+    """`reason` is no_shows or cancellations; booking is possible again from `until`.
+    `scope` is identity (the patient's own verified address caused it) or address (this
+    address's bookings did: it may not book for anyone)."""
 
     rule: ClassVar[str] = "suspended"
     reason: str
     until: datetime
+    scope: str = "identity"
 
 
 @dataclass(frozen=True)
@@ -178,7 +200,8 @@ class BookingNotFound(Refusal):
 
 @dataclass(frozen=True)
 class NotPermitted(Refusal):
-    """The requester is not linked to this booking's patient."""
+    """The requester has no rights over this booking (or the code is unknown: the two
+    are never told apart)."""
 
     rule: ClassVar[str] = "not_permitted"
 

@@ -4,6 +4,8 @@ Rule: generation is a reconciliation over a date range and safe to repeat. It cr
 missing slots, updates capacity and release time, and removes slots that no longer
 match a template, but it never deletes a slot that has bookings and never sets a
 capacity below the places already booked. Such conflicts are reported for staff.
+Every slot it creates or changes is recorded with its capacity in the audit trail, and
+every slot it removes by id, so `reconcile.py` can rebuild capacities from the trail.
 """
 
 from __future__ import annotations
@@ -46,6 +48,19 @@ class GenerationReport:
     removed: int = 0
     # Slots whose patients staff must contact: off the schedule or over the new capacity.
     kept_with_bookings: list[int] = field(default_factory=list)
+
+
+# Slots recorded per "slots.generated" event: a large generation is split so that no
+# single JSON value is huge.
+AUDIT_SLOTS_PER_EVENT = 500
+
+
+@dataclass
+class _Recorded:
+    """What generation did to each slot, for the audit trail."""
+
+    changed: list[Slot] = field(default_factory=list)  # created or updated; ids after flush
+    removed: list[int] = field(default_factory=list)
 
 
 def plan_day(template: ScheduleTemplate, day: date, exceptions: list[ScheduleException],
@@ -112,49 +127,80 @@ def generate_slots(session: Session, *, base_policy: Policy, start: date, days: 
         )
     ).scalars().all()
     seen = set()
+    recorded = _Recorded()
     for slot in existing:
         key = (slot.template_id, slot.starts_at)
         wanted = planned.get(key)
         if wanted is None:
-            _remove_or_close(session, slot, report)
+            _remove_or_close(session, slot, report, recorded)
             continue
         seen.add(key)
         capacity = max(wanted.capacity, slot.booked)
         if (slot.capacity, slot.release_at, slot.ends_at) != (capacity, wanted.release_at, wanted.ends_at):
             slot.capacity, slot.release_at, slot.ends_at = capacity, wanted.release_at, wanted.ends_at
             report.updated += 1
+            recorded.changed.append(slot)
         if wanted.capacity < slot.booked:
             report.kept_with_bookings.append(slot.id)
     for key, wanted in sorted(planned.items(), key=lambda item: (item[1].starts_at, item[0][0])):
         if key in seen:
             continue
-        session.add(Slot(
+        new = Slot(
             department_id=wanted.department_id, doctor_id=wanted.doctor_id,
             template_id=wanted.template_id, starts_at=wanted.starts_at, ends_at=wanted.ends_at,
             visit_date=wanted.visit_date, capacity=wanted.capacity, booked=0,
             release_at=wanted.release_at,
-        ))
+        )
+        session.add(new)
+        recorded.changed.append(new)
         report.created += 1
     session.flush()
     if report.created or report.updated or report.removed:
-        audit.append(session, audit_key, actor=audit.SYSTEM, action="slots.generated",
-                     subject=f"slots:{start.isoformat()}..{end.isoformat()}",
-                     details={"created": report.created, "updated": report.updated,
-                              "removed": report.removed,
-                              "kept_with_bookings": report.kept_with_bookings},
-                     at=now)
+        subject = f"slots:{start.isoformat()}..{end.isoformat()}"
+        summary = {"created": report.created, "updated": report.updated,
+                   "removed": report.removed, "kept_with_bookings": report.kept_with_bookings}
+        audit.defer(session, audit_key, [
+            audit.Entry(audit.SYSTEM, "slots.generated", subject, details, now)
+            for details in generation_details(summary, recorded.removed,
+                                              {slot.id: slot.capacity for slot in recorded.changed})
+        ])
     return report
 
 
-def _remove_or_close(session: Session, slot: Slot, report: GenerationReport) -> None:
+def generation_details(summary: dict, removed: list[int], capacities: dict[int, int],
+                       per_event: int = AUDIT_SLOTS_PER_EVENT) -> list[dict]:
+    """The details of the "slots.generated" events for one run: the summary counts,
+    then "removed_slots" (ids deleted) and "capacities" ({"<slot id>": capacity} of every
+    slot created or changed), at most `per_event` slots an event. Removed ids come first,
+    so a reader applying the events in order sees a reused id's removal before its new
+    capacity. "removed" stays the count it always was."""
+    items: list[tuple[str, int, int | None]] = [("removed", slot_id, None) for slot_id in removed]
+    items += [("capacity", slot_id, capacity) for slot_id, capacity in sorted(capacities.items())]
+    chunks = [items[i:i + per_event] for i in range(0, len(items), per_event)] or [[]]
+    events = []
+    for number, chunk in enumerate(chunks, start=1):
+        details = dict(summary) if number == 1 else {}
+        details["removed_slots"] = [slot_id for kind, slot_id, _ in chunk if kind == "removed"]
+        details["capacities"] = {str(slot_id): capacity for kind, slot_id, capacity in chunk
+                                 if kind == "capacity"}
+        if len(chunks) > 1:
+            details["part"] = [number, len(chunks)]
+        events.append(details)
+    return events
+
+
+def _remove_or_close(session: Session, slot: Slot, report: GenerationReport,
+                     recorded: _Recorded) -> None:
     has_bookings = session.execute(select(exists().where(Booking.slot_id == slot.id))).scalar()
     if has_bookings:
         # Keep it (its bookings refer to it), but let nobody else in.
         if slot.capacity != slot.booked:
             slot.capacity = slot.booked
             report.updated += 1
+            recorded.changed.append(slot)
         if slot.booked:  # only patients still holding a place need a call
             report.kept_with_bookings.append(slot.id)
         return
     session.execute(delete(Slot).where(Slot.id == slot.id))
+    recorded.removed.append(slot.id)
     report.removed += 1

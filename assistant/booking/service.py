@@ -17,11 +17,12 @@ from typing import Any, Callable
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from assistant.booking import audit, book, driver, policy as rules, results as r, statements as sql
+from assistant.booking import audit, book, driver, outbox, policy as rules, results as r, statements as sql
 from assistant.booking.book import book_slot
 from assistant.booking.events import claim_event
 from assistant.booking.inputs import (
     AddressInput,
+    CodeHolder,
     IdentityInput,
     Requester,
     ServiceContext,
@@ -35,6 +36,7 @@ from assistant.booking.models import (
     Booking,
     Department,
     Patient,
+    PatientLink,
     ProcessedEvent,
     Slot,
     Suspension,
@@ -51,23 +53,28 @@ from assistant.booking.queries import (
     last_booked,
     linked_patients,
     list_departments,
-    patient_bookings,
+    booking_for_holder,
+    find_bookings_of_identity,
     release_of_day,
     staff_bookings,
 )
 from assistant.booking.records import (
     LockedPatient,
+    TypedName,
     address_actor,
     authorised_booking,
     booking_view,
     clean_code,
     department_rules,
+    find_address,
     id_number_matches,
     is_linked,
     lock_address,
+    lock_address_by_id,
     lock_patient,
     patient_ref,
     requester_actor,
+    verified_own_address,
 )
 from assistant.booking.uow import UnitOfWork
 from assistant.config import Policy
@@ -79,8 +86,9 @@ __all__ = [
     # reads (queries.py) and inputs (inputs.py), re-exported so callers import one module
     "AddressProfile", "HospitalView", "StaffBookingRow", "active_suspensions",
     "address_bookings", "address_profile", "availability", "hospital", "last_booked",
-    "linked_patients", "list_departments", "patient_bookings", "release_of_day",
-    "staff_bookings", "AddressInput", "IdentityInput", "Requester", "ServiceContext", "Staff",
+    "linked_patients", "list_departments", "booking_for_holder", "release_of_day",
+    "staff_bookings", "find_bookings_of_identity", "AddressInput", "CodeHolder",
+    "IdentityInput", "Requester", "ServiceContext", "Staff",
 ]
 
 log = logging.getLogger(__name__)
@@ -98,7 +106,8 @@ def _free_place(session: Session, slot_id: int) -> None:
 def cancel_booking(ctx: ServiceContext, *, code: str, requester: Requester, channel: str,
                    now: datetime, idempotency_key: str | None = None) -> r.Cancelled | r.Refusal:
     """Cancel before the deadline (staff may cancel at any time, for example when a
-    clinic closes). Patient cancellations count towards the cancellation suspension."""
+    clinic closes). A patient's cancellation counts towards a suspension of whoever
+    caused it (see `liable_for`); the patient is told when someone else cancels."""
 
     def attempt(uow: UnitOfWork) -> r.Cancelled | r.Refusal:
         session = uow.session
@@ -119,15 +128,18 @@ def cancel_booking(ctx: ServiceContext, *, code: str, requester: Requester, chan
         booking.cancel_reason = "staff" if is_staff else "patient"
         booking.cancelled_at = now
         booking.updated_at = now
+        if not is_staff:
+            booking.counted_against = liable_for(session, booking)
         _free_place(session, slot.id)
         session.flush()
-        actor = requester_actor(ctx, requester, channel)
+        actor = requester_actor(ctx, session, requester, channel)
         audit.append(session, ctx.keyring.audit_key, actor=actor, action="booking.cancelled",
                      subject=f"booking:{booking.code}",
-                     details={"patient": patient_ref(patient), "by": booking.cancel_reason},
+                     details={"patient": patient_ref(patient), "by": booking.cancel_reason,
+                              "counted_against": booking.counted_against},
                      at=now)
-        if not is_staff:
-            _suspend_if_due(ctx, session, patient, policy, "cancellations", now)
+        _tell_patient(ctx, session, booking, outbox.CANCELLED_FOR_YOU, requester, actor, now)
+        _suspend_liable_if_due(ctx, session, booking, policy, "cancellations", now)
         return r.Cancelled(booking_view(ctx, session, booking, slot=slot, department=department))
 
     return _run(ctx, "cancel", idempotency_key, now, attempt)
@@ -162,12 +174,16 @@ def reschedule_booking(ctx: ServiceContext, *, code: str, new_slot_id: int,
         slot = db.run(sql.SLOT_WITH_RULES, {"slot_id": new_slot_id}).first()
         if slot is None:
             return r.SlotNotFound()
-        actor = requester_actor(ctx, requester, channel)
+        actor = requester_actor(ctx, session, requester, channel)
         staff = requester if isinstance(requester, Staff) else None
-        # The new place is taken first: if it can't be, nothing changes.
-        placed = book.book_locked(ctx, db, LockedPatient(patient.id, patient.id_last4), slot,
-                                  channel, now, actor, address_id=old.booked_by_address_id,
-                                  staff=staff, replacing_id=old.id)
+        # The new place is taken first: if it can't be, nothing changes. The booking keeps
+        # its owner and its name, whoever moves it.
+        placed = book.book_locked(ctx, db, LockedPatient(patient.id), slot, channel, now, actor,
+                                  name=TypedName(old.name_encrypted, old.name_index)
+                                  if old.name_encrypted else None,
+                                  address_id=old.booked_by_address_id, staff=staff,
+                                  replacing_id=old.id,
+                                  notice=outbox.MOVED_FOR_YOU)
         if isinstance(placed, r.Refusal):
             return placed
         new = placed.result.booking
@@ -217,30 +233,36 @@ def check_in(ctx: ServiceContext, *, code: str, id_number: str, now: datetime,
         audit.append(session, ctx.keyring.audit_key, actor=actor, action="booking.checked_in",
                      subject=f"booking:{booking.code}",
                      details={"patient": patient_ref(patient)}, at=now)
+        verified = _verify_own_address(ctx, session, booking, actor, now)
         view = booking_view(ctx, session, booking)
+        names = booking_names(ctx, session, booking)
         uow.commit()
-        return r.CheckedIn(view)
+        return r.CheckedIn(view, verified_address=verified, name=names[0],
+                           other_names=names[1], checksum_verified=patient.checksum_verified)
 
 
 def mark_no_shows(ctx: ServiceContext, *, now: datetime) -> r.NoShowReport:
     """Every booking still 'booked' on a visit day that is over becomes a no-show, and
-    patients who reach the no-show limit are suspended. Safe to run repeatedly."""
-    marked = suspended = 0
+    whoever it counts against (`liable_for`) is suspended on reaching the no-show limit.
+    Safe to run repeatedly."""
+    marked = 0
+    due: dict[tuple[str, int], Policy] = {}  # (identity|address, id) -> policy to apply
     with ctx.uow() as uow:
         session = uow.session
         candidates = session.execute(
-            select(Booking.id, Booking.patient_id, Department.id)
+            select(Booking.id, Booking.patient_id, Booking.booked_by_address_id, Department.id)
             .join(Department, Booking.department_id == Department.id)
             .where(Booking.status == BOOKED, Booking.visit_date < now.date() + timedelta(days=1))
             .order_by(Booking.patient_id, Booking.id)
         ).all()
+        # Locks in the service layer's order: every owning address, then each patient.
+        for address_id in sorted({row[2] for row in candidates if row[2] is not None}):
+            lock_address_by_id(session, address_id)
         by_patient: dict[int, list[tuple[int, int]]] = {}
-        for booking_id, patient_id, department_id in candidates:
+        for booking_id, patient_id, _, department_id in candidates:
             by_patient.setdefault(patient_id, []).append((booking_id, department_id))
         for patient_id, items in by_patient.items():
             patient = lock_patient(session, patient_id)
-            marked_here = 0
-            policy = None
             for booking_id, department_id in items:
                 booking = session.get(Booking, booking_id)
                 department = session.get(Department, department_id)
@@ -249,17 +271,23 @@ def mark_no_shows(ctx: ServiceContext, *, now: datetime) -> r.NoShowReport:
                     continue  # the visit day is not over yet in the hospital's zone
                 booking.status = NO_SHOW
                 booking.updated_at = now
-                marked_here += 1
+                booking.counted_against = liable_for(session, booking)
+                marked += 1
                 audit.append(session, ctx.keyring.audit_key, actor=audit.SYSTEM,
                              action="booking.no_show", subject=f"booking:{booking.code}",
-                             details={"patient": patient_ref(patient)}, at=now)
-            session.flush()
-            if marked_here and policy is not None:
-                marked += marked_here
-                if _suspend_if_due(ctx, session, patient, policy, "no_shows", now):
-                    suspended += 1
+                             details={"patient": patient_ref(patient),
+                                      "counted_against": booking.counted_against}, at=now)
+                subject = _liable_subject(booking)
+                if subject is not None:
+                    due[subject] = policy
+        session.flush()
+        suspended = {"identity": 0, "address": 0}
+        for (scope, subject_id), policy in due.items():
+            if _suspend_if_due(ctx, session, scope, subject_id, policy, "no_shows", now):
+                suspended[scope] += 1
         uow.commit()
-    return r.NoShowReport(marked=marked, suspended_patients=suspended)
+    return r.NoShowReport(marked=marked, suspended_patients=suspended["identity"],
+                          suspended_addresses=suspended["address"])
 
 
 def lift_suspension(ctx: ServiceContext, *, suspension_id: int, staff: Staff, reason: str,
@@ -353,35 +381,121 @@ def _run(ctx: ServiceContext, use_case: str, idempotency_key: str | None, now: d
         return result
 
 
-def _suspend_if_due(ctx: ServiceContext, session: Session, patient: Patient, policy: Policy,
-                    reason: str, now: datetime) -> bool:
+# ---- consequences: who a cancellation or no-show counts against -----------------------
+
+
+def liable_for(session: Session, booking: Booking) -> str | None:
+    """A cancellation or no-show counts against the identity only when the booking came
+    from an address the desk verified as the patient's own, or from the desk itself;
+    otherwise against the address that made it, which is then the one suspended. So
+    booking in someone's name and not coming can't get her suspended."""
+    if booking.booked_by_address_id is None:
+        return "identity" if booking.booked_by_staff else None
+    if verified_own_address(session, booking.patient_id, booking.booked_by_address_id):
+        return "identity"
+    return "address"
+
+
+def _liable_subject(booking: Booking) -> tuple[str, int] | None:
+    if booking.counted_against == "identity":
+        return ("identity", booking.patient_id)
+    if booking.counted_against == "address" and booking.booked_by_address_id is not None:
+        return ("address", booking.booked_by_address_id)
+    return None
+
+
+def _suspend_liable_if_due(ctx: ServiceContext, session: Session, booking: Booking,
+                           policy: Policy, reason: str, now: datetime) -> bool:
+    subject = _liable_subject(booking)
+    if subject is None:
+        return False
+    return _suspend_if_due(ctx, session, subject[0], subject[1], policy, reason, now)
+
+
+def _suspend_if_due(ctx: ServiceContext, session: Session, scope: str, subject_id: int,
+                    policy: Policy, reason: str, now: datetime) -> bool:
+    """Suspend an identity or an address when the cancellations or no-shows counted
+    against it reach the rule's limit within its window."""
     rule = rules.suspension_rules(policy)[reason]
     if not rule.limit:
         return False
-    if reason == "no_shows":
-        times_query = select(Booking.updated_at).where(
-            Booking.patient_id == patient.id, Booking.status == NO_SHOW)
-    else:
-        times_query = select(Booking.cancelled_at).where(
-            Booking.patient_id == patient.id, Booking.status == CANCELLED,
-            Booking.cancel_reason == "patient")
-    times = session.execute(times_query.where(
-        (Booking.updated_at if reason == "no_shows" else Booking.cancelled_at) > now - rule.window
-    )).scalars().all()
+    counted = (Booking.patient_id == subject_id) if scope == "identity" else (
+        Booking.booked_by_address_id == subject_id)
+    moment = Booking.updated_at if reason == "no_shows" else Booking.cancelled_at
+    status = NO_SHOW if reason == "no_shows" else CANCELLED
+    times = session.execute(
+        select(moment).where(counted, Booking.counted_against == scope, Booking.status == status,
+                             moment > now - rule.window)
+    ).scalars().all()
+    owner = (Suspension.patient_id if scope == "identity" else Suspension.address_id) == subject_id
     last_start = session.execute(
-        select(func.max(Suspension.starts_at)).where(
-            Suspension.patient_id == patient.id, Suspension.rule == reason)
+        select(func.max(Suspension.starts_at)).where(owner, Suspension.rule == reason)
     ).scalar_one_or_none()
     if not rules.suspension_due(rule, times, now, last_start):
         return False
-    suspension = Suspension(patient_id=patient.id, rule=reason, starts_at=now,
-                            ends_at=now + rule.length)
+    suspension = Suspension(patient_id=subject_id if scope == "identity" else None,
+                            address_id=subject_id if scope == "address" else None,
+                            rule=reason, starts_at=now, ends_at=now + rule.length)
     session.add(suspension)
     session.flush()
     audit.append(session, ctx.keyring.audit_key, actor=audit.SYSTEM,
                  action="suspension.started", subject=f"suspension:{suspension.id}",
-                 details={"patient": patient_ref(patient), "rule": reason,
-                          "until": suspension.ends_at.isoformat()}, at=now)
+                 details={"scope": scope,
+                          "patient" if scope == "identity" else "address": subject_id,
+                          "rule": reason, "until": suspension.ends_at.isoformat()}, at=now)
     return True
 
 
+# ---- the patient hears about it ---------------------------------------------------------
+
+
+def _tell_patient(ctx: ServiceContext, session: Session, booking: Booking, message: str,
+                  requester: Requester, actor: audit.Actor, now: datetime) -> None:
+    acting = _acting_address_id(ctx, session, requester)
+    if outbox.tell_patient(session, booking, message, acting_address_id=acting,
+                           by_staff=isinstance(requester, Staff), now=now):
+        audit.append(session, ctx.keyring.audit_key, actor=actor, action="notice.queued",
+                     subject=f"booking:{booking.code}",
+                     details={"patient": booking.patient_id, "notice": message}, at=now)
+
+
+def _acting_address_id(ctx: ServiceContext, session: Session, requester: Requester) -> int | None:
+    if isinstance(requester, AddressInput):
+        found = find_address(ctx, session, requester)
+        return found.id if found is not None else None
+    return None
+
+
+def _verify_own_address(ctx: ServiceContext, session: Session, booking: Booking,
+                        actor: audit.Actor, now: datetime) -> bool:
+    """A check-in against the ID card verifies the address that booked "for me" as the
+    patient's own: from then on its cancellations and no-shows count against her."""
+    if booking.booked_by_address_id is None:
+        return False
+    link = session.execute(select(PatientLink).where(
+        PatientLink.address_id == booking.booked_by_address_id,
+        PatientLink.patient_id == booking.patient_id)).scalar_one_or_none()
+    if link is None or link.relation != "self" or link.verified_at is not None:
+        return False
+    link.verified_at = now
+    link.verified_by = actor.name
+    audit.append(session, ctx.keyring.audit_key, actor=actor, action="link.verified",
+                 subject=f"patient:{booking.patient_id}",
+                 details={"address": booking.booked_by_address_id}, at=now)
+    return True
+
+
+def booking_names(ctx: ServiceContext, session: Session, booking: Booking) -> tuple[str, tuple[str, ...]]:
+    """The name typed for this booking and the other names used for the identity, for
+    the desk to compare with the ID card."""
+    rows = session.execute(
+        select(Booking.name_encrypted, Booking.name_index)
+        .where(Booking.patient_id == booking.patient_id, Booking.name_encrypted.is_not(None))
+        .order_by(Booking.id)
+    ).all()
+    own = ctx.keyring.decrypt(booking.name_encrypted) or ""
+    others: dict[str, str] = {}
+    for encrypted, index in rows:
+        if index != booking.name_index and index not in others:
+            others[index] = ctx.keyring.decrypt(encrypted) or ""
+    return own, tuple(others.values())

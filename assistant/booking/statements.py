@@ -11,7 +11,7 @@ records.py use these, through driver.py.
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Date, Integer, String, bindparam, text
+from sqlalchemy import JSON, Boolean, Date, Integer, String, bindparam, text
 
 from assistant.booking.models import UTCDateTime
 
@@ -33,20 +33,28 @@ LOCK_ADDRESS = text(
 ).bindparams(bindparam("now", type_=UTCDateTime))
 
 # Creates the patient on first booking, and takes the patient's row lock either way:
-# quotas are counted only after this.
+# quotas are counted only after this. An identity is its ID number alone: a name or
+# birth date typed with it never decides anything (the name is stored per booking).
 LOCK_PATIENT = text(
-    "INSERT INTO patient (id_kind, id_index, id_encrypted, id_last4, name_index, name_encrypted, "
-    "birth_date, version, created_at) "
-    "VALUES (:id_kind, :id_index, :id_encrypted, :id_last4, :name_index, :name_encrypted, "
-    ":birth_date, 0, :now) "
+    "INSERT INTO patient (id_kind, id_document, id_country, checksum_verified, id_index, "
+    "id_encrypted, birth_date_encrypted, version, created_at) "
+    "VALUES (:id_kind, :id_document, :id_country, :checksum_verified, :id_index, "
+    ":id_encrypted, :birth_date_encrypted, 0, :now) "
     "ON CONFLICT (id_index) DO UPDATE SET version = patient.version + 1 "
-    "RETURNING id, name_index, birth_date, id_last4, version"
-).bindparams(bindparam("now", type_=UTCDateTime), bindparam("birth_date", type_=Date)).columns(
-    id=Integer, name_index=String, birth_date=Date, id_last4=String, version=Integer)
+    "RETURNING id, version"
+).bindparams(bindparam("now", type_=UTCDateTime), bindparam("checksum_verified", type_=Boolean)
+             ).columns(id=Integer, version=Integer)
 
 LOCK_PATIENT_BY_ID = text(
-    "UPDATE patient SET version = version + 1 WHERE id = :patient_id RETURNING id, id_last4"
+    "UPDATE patient SET version = version + 1 WHERE id = :patient_id RETURNING id"
 )
+
+# The name an address gave for a patient it is linked to ("book again for Mother").
+LINKED_NAME = text(
+    "SELECT l.name_encrypted, l.name_index FROM patient_link l "
+    "JOIN channel_address a ON a.id = l.address_id "
+    "WHERE a.kind = :kind AND a.address_index = :address_index AND l.patient_id = :patient_id"
+).columns(name_encrypted=String, name_index=String)
 
 SLOT_WITH_RULES = text(
     "SELECT s.id, s.department_id, s.starts_at, s.ends_at, s.visit_date, s.release_at, "
@@ -59,27 +67,45 @@ SLOT_WITH_RULES = text(
 
 # Bookings that count towards quotas, within 90 days either side of the visit day.
 HELD_BOOKINGS = text(
-    "SELECT id, slot_id, department_id, visit_date, status, code FROM booking "
+    "SELECT id, slot_id, department_id, visit_date, status, code, booked_by_address_id FROM booking "
     "WHERE patient_id = :patient_id AND status <> 'cancelled' "
     "AND visit_date > :earliest AND visit_date < :latest"
 ).bindparams(bindparam("earliest", type_=Date), bindparam("latest", type_=Date)).columns(
     id=Integer, slot_id=Integer, department_id=Integer, visit_date=Date, status=String,
-    code=String)
+    code=String, booked_by_address_id=Integer)
 
-SUSPENSION_AND_LINKS = text(
+_SUSPENSION_OF = (
+    "SELECT {column} FROM suspension WHERE {subject} = :{subject} AND lifted_at IS NULL "
+    "AND starts_at <= :now AND ends_at > :now ORDER BY ends_at DESC LIMIT 1")
+
+# The address's own standing: its suspension (bookings it made were cancelled or missed)
+# and how many patients it is linked to.
+_ADDRESS_FACTS = (
+    "(" + _SUSPENSION_OF.format(column="ends_at", subject="address_id") + ") AS address_until, "
+    "(" + _SUSPENSION_OF.format(column="rule", subject="address_id") + ") AS address_rule, "
+    "(SELECT count(*) FROM patient_link WHERE address_id = :address_id) AS links")
+
+ADDRESS_FACTS = text("SELECT " + _ADDRESS_FACTS).bindparams(
+    bindparam("now", type_=UTCDateTime)).columns(
+    address_until=UTCDateTime, address_rule=String, links=Integer)
+
+# Everything booking needs to know about a patient who booked before, under its lock.
+# The patient's own address (for notices) is the one the desk verified, else the first
+# that claimed "for me".
+PATIENT_FACTS = text(
     "SELECT "
-    "(SELECT ends_at FROM suspension WHERE patient_id = :patient_id AND lifted_at IS NULL "
-    " AND starts_at <= :now AND ends_at > :now ORDER BY ends_at DESC LIMIT 1) AS until, "
-    "(SELECT rule FROM suspension WHERE patient_id = :patient_id AND lifted_at IS NULL "
-    " AND starts_at <= :now AND ends_at > :now ORDER BY ends_at DESC LIMIT 1) AS rule, "
-    "(SELECT count(*) FROM patient_link WHERE address_id = :address_id) AS links, "
+    "(" + _SUSPENSION_OF.format(column="ends_at", subject="patient_id") + ") AS until, "
+    "(" + _SUSPENSION_OF.format(column="rule", subject="patient_id") + ") AS rule, "
+    + _ADDRESS_FACTS + ", "
     "(SELECT count(*) FROM patient_link WHERE address_id = :address_id "
-    " AND patient_id = :patient_id) AS linked"
+    " AND patient_id = :patient_id) AS linked, "
+    "(SELECT address_id FROM patient_link WHERE patient_id = :patient_id AND relation = 'self' "
+    " ORDER BY verified_at IS NULL, verified_at DESC, created_at, id LIMIT 1) AS own_address_id, "
+    "(SELECT count(*) FROM booking WHERE patient_id = :patient_id AND name_index IS NOT NULL "
+    " AND name_index <> :name_index) AS other_names"
 ).bindparams(bindparam("now", type_=UTCDateTime)).columns(
-    until=UTCDateTime, rule=String, links=Integer, linked=Integer)
-
-LINKS_OF_ADDRESS = text(
-    "SELECT count(*) AS links FROM patient_link WHERE address_id = :address_id")
+    until=UTCDateTime, rule=String, address_until=UTCDateTime, address_rule=String,
+    links=Integer, linked=Integer, own_address_id=Integer, other_names=Integer)
 
 # The capacity rule: succeeds only while a place is free, whatever runs alongside.
 TAKE_PLACE = text(
@@ -87,13 +113,25 @@ TAKE_PLACE = text(
 )
 
 INSERT_LINK = text(
-    "INSERT INTO patient_link (address_id, patient_id, relation, created_at, created_via) "
-    "VALUES (:address_id, :patient_id, :relation, :now, :channel)"
+    "INSERT INTO patient_link (address_id, patient_id, relation, name_encrypted, name_index, "
+    "created_at, created_via) "
+    "VALUES (:address_id, :patient_id, :relation, :name_encrypted, :name_index, :now, :channel)"
 ).bindparams(bindparam("now", type_=UTCDateTime))
 
 INSERT_BOOKING = text(
     "INSERT INTO booking (code, patient_id, slot_id, department_id, visit_date, status, channel, "
-    "booked_by_address_id, booked_by_staff, rescheduled_from_id, created_at, updated_at) "
+    "booked_by_address_id, booked_by_staff, rescheduled_from_id, name_encrypted, name_index, "
+    "name_differs, created_at, updated_at) "
     "VALUES (:code, :patient_id, :slot_id, :department_id, :visit_date, 'booked', :channel, "
-    ":address_id, :staff, :replacing_id, :now, :now) RETURNING id"
-).bindparams(bindparam("now", type_=UTCDateTime), bindparam("visit_date", type_=Date))
+    ":address_id, :staff, :replacing_id, :name_encrypted, :name_index, :name_differs, :now, :now) "
+    "RETURNING id"
+).bindparams(bindparam("now", type_=UTCDateTime), bindparam("visit_date", type_=Date),
+             bindparam("name_differs", type_=Boolean))
+
+# A notice for the patient's own address, in its language, written with the change.
+INSERT_NOTICE = text(
+    "INSERT INTO outbox (address_id, patient_id, message, params, locale, status, attempts, "
+    "created_at) "
+    "SELECT a.id, :patient_id, :message, :params, a.locale, 'pending', 0, :now "
+    "FROM channel_address a WHERE a.id = :address_id"
+).bindparams(bindparam("now", type_=UTCDateTime), bindparam("params", type_=JSON))

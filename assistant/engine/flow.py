@@ -28,6 +28,10 @@ class Step:
     BOOKINGS = "bookings"
     BOOKING_ACTION = "booking_action"
     CANCEL_CONFIRM = "cancel_confirm"
+    CLAIM_CODE = "claim_code"
+    CLAIM_LAST4 = "claim_last4"
+    ID_DOCUMENT = "id_document"
+    ID_COUNTRY = "id_country"
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,9 @@ TRANSITIONS: dict[str, StepSpec] = {
     S.MENU: StepSpec(S.MENU, (S.WHO, S.SOONEST, S.BOOKINGS), "what would you like to do"),
     S.LANGUAGE: StepSpec(S.MENU, (S.MENU,), "choose a language (returns where it left)"),
     S.WHO: StepSpec(S.MENU, (S.ID_NUMBER, S.DEPARTMENT), "for a linked patient, me, or someone else"),
-    S.ID_NUMBER: StepSpec(S.WHO, (S.NAME,), "a new patient's ID number"),
+    S.ID_NUMBER: StepSpec(S.WHO, (S.NAME, S.ID_DOCUMENT, S.ID_COUNTRY), "a new patient's ID number"),
+    S.ID_DOCUMENT: StepSpec(S.ID_NUMBER, (S.ID_COUNTRY,), "a generic ID's document type"),
+    S.ID_COUNTRY: StepSpec(S.ID_NUMBER, (S.NAME,), "a generic ID's issuing country"),
     S.NAME: StepSpec(S.ID_NUMBER, (S.BIRTH_CONFIRM, S.BIRTH_DATE), "the name on the ID"),
     S.BIRTH_CONFIRM: StepSpec(S.NAME, (S.DEPARTMENT, S.ID_NUMBER), "confirm the birth date read from the ID"),
     S.BIRTH_DATE: StepSpec(S.NAME, (S.DEPARTMENT,), "the birth date, for IDs that don't carry it"),
@@ -52,7 +58,9 @@ TRANSITIONS: dict[str, StepSpec] = {
     S.TIME: StepSpec(S.DAY, (S.CONFIRM,), "which time"),
     S.SOONEST: StepSpec(S.MENU, (S.CONFIRM, S.DAY), "book again: the soonest free times"),
     S.CONFIRM: StepSpec(S.TIME, (S.MENU, S.DAY, S.ID_NUMBER), "read back, then book on yes"),
-    S.BOOKINGS: StepSpec(S.MENU, (S.BOOKING_ACTION, S.WHO), "list my bookings"),
+    S.BOOKINGS: StepSpec(S.MENU, (S.BOOKING_ACTION, S.WHO, S.CLAIM_CODE), "list the bookings this address made"),
+    S.CLAIM_CODE: StepSpec(S.BOOKINGS, (S.CLAIM_LAST4,), "a booking someone else made: its code"),
+    S.CLAIM_LAST4: StepSpec(S.CLAIM_CODE, (S.BOOKING_ACTION, S.BOOKINGS), "… and the ID's last four characters"),
     S.BOOKING_ACTION: StepSpec(S.BOOKINGS, (S.CANCEL_CONFIRM, S.DAY, S.BOOKINGS), "cancel or change one booking"),
     S.CANCEL_CONFIRM: StepSpec(S.BOOKING_ACTION, (S.MENU,), "confirm the cancellation"),
 }

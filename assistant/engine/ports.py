@@ -23,6 +23,8 @@ class HospitalInfo:
     identity_kinds: tuple[str, ...]  # in the order to try them
     # Each language's name in itself ("中文", "Español"), to offer a switch.
     language_names: Mapping[str, str] = field(default_factory=dict)
+    # Document types a generic ID may be (passport, …), when that kind is accepted.
+    generic_documents: tuple[str, ...] = ("passport",)
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,8 @@ class NewPatient:
     id_number: str
     name: str
     birth_date: date | None
+    document: str | None = None  # generic IDs: document type and issuing country
+    country: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,16 +140,28 @@ class Backend(Protocol):
     def check_name(self, text: str) -> str | None:
         """The cleaned name, or None when it can't be a name."""
 
+    def check_country(self, text: str, locale: str) -> str | None:
+        """An issuing country's ISO 3166 code from its name (in `locale` or English) or
+        its code, or None."""
+
     def book(self, who: NewPatient | int, slot_id: int, relation: str, now: datetime,
              key: str | None) -> Outcome:
         """`who` is a new patient's identity or a linked patient's ref."""
 
     def bookings(self, now: datetime) -> Sequence[BookingInfo]:
-        """Upcoming bookings of every patient linked to this address."""
+        """Upcoming bookings this address made (the only ones it may see)."""
 
-    def cancel(self, code: str, now: datetime, key: str | None) -> Outcome: ...
+    def find_booking(self, code: str, id_last4: str, now: datetime) -> BookingInfo | None:
+        """An upcoming booking someone else made, for whoever holds its code and the
+        last four characters of the patient's ID; None for a wrong code or tail alike."""
 
-    def reschedule(self, code: str, slot_id: int, now: datetime, key: str | None) -> Outcome: ...
+    def cancel(self, code: str, now: datetime, key: str | None,
+               id_last4: str | None = None) -> Outcome:
+        """Cancel a booking this address made, or (with `id_last4`) one whose code the
+        patient holds."""
+
+    def reschedule(self, code: str, slot_id: int, now: datetime, key: str | None,
+                   id_last4: str | None = None) -> Outcome: ...
 
     def remember_locale(self, locale: str, patient_ref: int | None, now: datetime) -> None: ...
 

@@ -26,6 +26,8 @@ class IdentityDraft:
     id_last4: str | None = None
     name: str | None = None
     birth_date: date | None = None
+    document: str | None = None  # a generic ID's document type and issuing country
+    country: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class Conversation:
     slot_id: int | None = None
     slot_start: datetime | None = None
     booking_code: str | None = None  # the booking being managed
+    # With a booking code someone else's booking was found by: the ID's last four.
+    claim_last4: str | None = None
     rescheduling: bool = False
     resume: str | None = None  # the step to return to after choosing a language
     menu: tuple[tuple[str, str], ...] = ()  # option key -> value shown in the last prompt

@@ -202,6 +202,13 @@ def test_settings_are_frozen():
 # ---- secrets --------------------------------------------------------------------------
 
 
+def secret_file(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    os.chmod(path, 0o600)
+    return path
+
+
 def _settings(tmp: Path, **env: str):
     return load_settings(environ={"ASSISTANT_INSTANCE_PATH": str(tmp / "instance"), **env})
 
@@ -234,7 +241,7 @@ def test_secrets_file_mode_ignores_a_permissive_umask(in_tmp):
 
 def test_missing_secrets_are_refused_when_generation_is_off(in_tmp):
     settings = _settings(in_tmp, ASSISTANT_GENERATE_SECRETS="false")
-    with pytest.raises(SettingsError, match="no secrets"):
+    with pytest.raises(SettingsError, match="no keys: set ASSISTANT_BLIND_INDEX_KEY"):
         load_keyring(settings, environ={})
     assert not settings.secrets_file.exists()
 
@@ -258,13 +265,130 @@ def test_environment_keys_work_without_any_file(in_tmp):
     assert not settings.secrets_file.exists()
 
 
-def test_one_environment_key_overrides_its_half_of_the_file(in_tmp):
+@pytest.mark.parametrize("present,missing", [
+    ("ASSISTANT_ENCRYPTION_KEY", "ASSISTANT_BLIND_INDEX_KEY"),
+    ("ASSISTANT_BLIND_INDEX_KEY", "ASSISTANT_ENCRYPTION_KEY"),
+])
+def test_one_environment_key_alone_is_refused_not_mixed_with_the_file(in_tmp, present, missing):
     settings = _settings(in_tmp)
-    stored = load_keyring(settings, environ={})
-    other = Fernet.generate_key()
-    loaded = load_keyring(settings, environ={"ASSISTANT_ENCRYPTION_KEY": other.decode()})
-    assert loaded.encryption_key == other
-    assert loaded.blind_index_key == stored.blind_index_key
+    load_keyring(settings, environ={})  # a complete secrets file exists
+    content = settings.secrets_file.read_bytes()
+    env_keys = Keyring.generate()
+    value = {"ASSISTANT_BLIND_INDEX_KEY": env_keys.blind_index_key.decode(),
+             "ASSISTANT_ENCRYPTION_KEY": env_keys.encryption_key.decode()}[present]
+    with pytest.raises(SettingsError) as raised:
+        load_keyring(settings, environ={present: value})
+    message = str(raised.value)
+    assert f"{missing} is not" in message and "\n" not in message
+    assert settings.secrets_file.read_bytes() == content
+
+
+def test_one_environment_key_alone_is_refused_without_a_file_and_nothing_is_generated(in_tmp):
+    settings = _settings(in_tmp)
+    with pytest.raises(SettingsError, match="ASSISTANT_BLIND_INDEX_KEY is not"):
+        load_keyring(settings, environ={"ASSISTANT_ENCRYPTION_KEY": Fernet.generate_key().decode()})
+    assert not settings.secrets_file.exists()
+
+
+def test_environment_encryption_key_may_list_several_the_first_encrypts(in_tmp):
+    settings = _settings(in_tmp, ASSISTANT_GENERATE_SECRETS="false")
+    old, new = Keyring.generate(), Keyring.generate()
+    token = old.encrypt("Wang Fang")
+    loaded = load_keyring(settings, environ={
+        "ASSISTANT_BLIND_INDEX_KEY": new.blind_index_key.decode(),
+        "ASSISTANT_ENCRYPTION_KEY": f"{new.encryption_key.decode()}, {old.encryption_key.decode()}"})
+    assert loaded.encryption_keys == (new.encryption_key, old.encryption_key)
+    assert loaded.decrypt(token) == "Wang Fang"
+    assert new.decrypt(loaded.encrypt("x")) == "x"
+
+
+def test_secrets_file_may_list_encryption_keys(in_tmp):
+    settings = _settings(in_tmp, ASSISTANT_GENERATE_SECRETS="false")
+    old, new = Keyring.generate(), Keyring.generate()
+    secret_file(settings.secrets_file, f'''blind_index_key = "{new.blind_index_key.decode()}"
+encryption_keys = ["{new.encryption_key.decode()}", "{old.encryption_key.decode()}"]
+''')
+    loaded = load_keyring(settings, environ={})
+    assert loaded.encryption_keys == (new.encryption_key, old.encryption_key)
+    assert loaded.decrypt(old.encrypt("kept")) == "kept"
+
+
+@pytest.mark.parametrize("content,message", [
+    ('encryption_key = "{enc}"\n', "has no blind_index_key"),
+    ('blind_index_key = "{blind}"\n', "has no encryption_key"),
+    ('blind_index_key = "{blind}"\nencryption_keys = []\n', "encryption_keys must be a list"),
+    ('blind_index_key = "{blind}"\nencryption_key = "{enc}"\nencryption_keys = ["{enc}"]\n',
+     "both encryption_key and encryption_keys"),
+    ('blind_index_key = \n', "not valid TOML"),
+])
+def test_an_incomplete_secrets_file_is_one_clear_line(in_tmp, content, message):
+    settings = _settings(in_tmp)  # generation on: it must not paper over the gap
+    keys = Keyring.generate()
+    secret_file(settings.secrets_file, content.format(blind=keys.blind_index_key.decode(),
+                                                      enc=keys.encryption_key.decode()))
+    before = settings.secrets_file.read_bytes()
+    with pytest.raises(SettingsError, match=message) as raised:
+        load_keyring(settings, environ={})
+    assert "\n" not in str(raised.value).split(": ", 1)[0]
+    assert settings.secrets_file.read_bytes() == before
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620, 0o644, 0o660])
+def test_secrets_file_readable_or_writable_by_others_is_refused(in_tmp, mode):
+    settings = _settings(in_tmp)
+    load_keyring(settings, environ={})
+    os.chmod(settings.secrets_file, mode)
+    with pytest.raises(SettingsError) as raised:
+        load_keyring(settings, environ={})
+    message = str(raised.value)
+    assert f"chmod 600 {settings.secrets_file}" in message and "\n" not in message
+    assert stat.S_IMODE(settings.secrets_file.stat().st_mode) == mode  # not changed for you
+
+
+def test_new_keys_come_from_the_environment_or_the_secrets_file(in_tmp):
+    from assistant.bootstrap import load_new_keyring
+
+    settings = _settings(in_tmp)
+    with pytest.raises(SettingsError, match="keys generate"):
+        load_new_keyring(settings, environ={})
+    new = Keyring.generate()
+    secret_file(settings.secrets_file, f'''blind_index_key = "{"b" * 40}"
+encryption_key = "{Fernet.generate_key().decode()}"
+new_blind_index_key = "{new.blind_index_key.decode()}"
+new_encryption_key = "{new.encryption_key.decode()}"
+''')
+    assert load_new_keyring(settings, environ={}) == new
+    other = Keyring.generate()
+    assert load_new_keyring(settings, environ={
+        "ASSISTANT_NEW_BLIND_INDEX_KEY": other.blind_index_key.decode(),
+        "ASSISTANT_NEW_ENCRYPTION_KEY": other.encryption_key.decode()}) == other
+    with pytest.raises(SettingsError, match="ASSISTANT_NEW_ENCRYPTION_KEY is not"):
+        load_new_keyring(settings, environ={
+            "ASSISTANT_NEW_BLIND_INDEX_KEY": other.blind_index_key.decode()})
+
+
+# ---- --now ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00", "9999-12-31T23:59-05:00",
+                                  "0001-01-01T00:00+08:00"])
+def test_now_out_of_range_is_a_settings_error(text):
+    from assistant.bootstrap import parse_now
+
+    with pytest.raises(SettingsError, match="out of range"):
+        parse_now(text, "Asia/Shanghai")
+
+
+def test_now_out_of_range_is_one_error_line_from_the_command_line(in_tmp, monkeypatch, capsys):
+    from assistant import cli
+
+    monkeypatch.setattr("sys.argv", ["assistant", "--now", "0001-01-01T00:00", "db", "current"])
+    with pytest.raises(SystemExit) as exited:
+        cli.run()
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --now '0001-01-01T00:00' is out of range")
+    assert err.count("\n") == 1 and "Traceback" not in err
 
 
 @pytest.mark.parametrize("blind,encryption,message", [

@@ -61,7 +61,10 @@ ROUTES: dict[str, tuple[tuple[str, str], ...]] = {
     Step.ID_NUMBER: (pick("book"), pick("me")),
     Step.NAME: (pick("book"), pick("me"), say(CN_ID)),
     Step.BIRTH_CONFIRM: NEW_PATIENT,
-    Step.BIRTH_DATE: (pick("book"), pick("me"), say(GENERIC_ID), say("Wang Fang")),
+    Step.ID_DOCUMENT: (pick("book"), pick("me"), say(GENERIC_ID)),
+    Step.ID_COUNTRY: (pick("book"), pick("me"), say(GENERIC_ID), pick("passport")),
+    Step.BIRTH_DATE: (pick("book"), pick("me"), say(GENERIC_ID), pick("passport"), say("France"),
+                      say("Wang Fang")),
     Step.DEPARTMENT: TO_DEPARTMENT,
     Step.DAY: TO_DEPARTMENT + (pick("dept:1"),),
     Step.DAY_PART: TO_DEPARTMENT + (pick("dept:1"), pick("2026-12-02")),
@@ -72,6 +75,8 @@ ROUTES: dict[str, tuple[tuple[str, str], ...]] = {
     Step.BOOKINGS: (pick("bookings"),),
     Step.BOOKING_ACTION: (pick("bookings"), pick("code:")),
     Step.CANCEL_CONFIRM: (pick("bookings"), pick("code:"), pick("cancel")),
+    Step.CLAIM_CODE: (pick("bookings"), pick("claim")),
+    Step.CLAIM_LAST4: (pick("bookings"), pick("claim"), say("CODE0001")),
 }
 NEEDS_A_BOOKING = {Step.SOONEST, Step.BOOKINGS, Step.BOOKING_ACTION, Step.CANCEL_CONFIRM}
 
@@ -622,7 +627,10 @@ BOOKING_REFUSALS = [
     ("suspended", {"reason": "cancellations", "until": UNTIL}, Step.MENU, UNTIL, True),
     ("already_booked", {}, Step.MENU, None, False),
     ("patients_per_address", {"limit": 3}, Step.MENU, None, True),
-    ("identity_mismatch", {}, Step.ID_NUMBER, None, False),
+    ("quota_exceeded", {"quota": "per_visit_day", "limit": 2, "by_others": True}, Step.MENU, None, True),
+    ("suspended", {"reason": "no_shows", "until": UNTIL, "scope": "address"}, Step.MENU, UNTIL, True),
+    ("suspended", {"reason": "cancellations", "until": UNTIL, "scope": "address"}, Step.MENU, UNTIL, True),
+    ("invalid_address", {}, Step.MENU, None, True),
     ("invalid_identity", {"field": "name"}, Step.ID_NUMBER, None, False),
 ]
 CANCEL_REFUSALS = [
@@ -640,7 +648,8 @@ def refuse(step: str, rule: str, params: dict) -> tuple[FakeBackend, Turn]:
 
 def refusal_id(case) -> str:
     rule, params = case[0], case[1]
-    return "-".join([rule] + [str(params[k]) for k in ("quota", "reason") if k in params])
+    return "-".join([rule] + [str(params[k]) for k in ("quota", "reason", "scope", "by_others")
+                              if k in params])
 
 
 @pytest.mark.parametrize("case", BOOKING_REFUSALS + CANCEL_REFUSALS, ids=refusal_id)
@@ -659,7 +668,7 @@ def test_refusal_becomes_a_kind_sentence_and_a_step_to_act_on(case):
     if moment is not None:
         whens = [v for v in first.msg.params.values() if isinstance(v, When)]
         assert whens and all(w.value == moment for w in whens), first.msg.params
-    if "limit" in params:
+    if "limit" in params and not params.get("by_others"):
         assert first.msg.params["limit"] == params["limit"]
         assert "{limit}" in first.msg.text or params.get("quota") == "per_department_per_day"
     # Nothing was booked or cancelled.

@@ -83,7 +83,10 @@ REFUSALS = [
     ports.Refused("suspended", {"reason": "cancellations", "until": date(2026, 12, 30)}),
     ports.Refused("already_booked"),
     ports.Refused("patients_per_address", {"limit": 3}),
-    ports.Refused("identity_mismatch"),
+    ports.Refused("quota_exceeded", {"quota": "per_visit_day", "limit": 2, "by_others": True}),
+    ports.Refused("suspended", {"reason": "no_shows", "until": date(2026, 12, 30), "scope": "address"}),
+    ports.Refused("suspended", {"reason": "cancellations", "until": date(2026, 12, 30), "scope": "address"}),
+    ports.Refused("invalid_address"),
     ports.Refused("invalid_identity", {"field": "name"}),
     ports.Refused("something_new"),
 ]
@@ -113,7 +116,9 @@ def hospital(locale: str, *, linked: int = 0, self_linked: bool = True, bookings
 
 
 def new_patient(locale: str, *, family: bool = False, id_number: str = CN_ID):
-    return (pick("book"), pick("other" if family else "me"), say(id_number), say(NAMES[locale][0]))
+    generic = (pick("passport"), say("France")) if id_number == GENERIC_ID else ()
+    return (pick("book"), pick("other" if family else "me"), say(id_number)) + generic + (
+        say(NAMES[locale][0]),)
 
 
 def to_confirm(locale: str, *, family: bool = False):
@@ -191,6 +196,10 @@ def collect(locale: str) -> list[Case]:
         "name": lambda: c_route((pick("book"), pick("me"), say(CN_ID))),
         "birth_confirm": lambda: c_route(new_patient(locale)),
         "birth_date": lambda: c_route(new_patient(locale, id_number=GENERIC_ID)),
+        "id_document": lambda: c_route((pick("book"), pick("me"), say(GENERIC_ID))),
+        "id_country": lambda: c_route((pick("book"), pick("me"), say(GENERIC_ID), pick("passport"))),
+        "claim_code": lambda: c_route((pick("bookings"), pick("claim"))),
+        "claim_last4": lambda: c_route((pick("bookings"), pick("claim"), say("CODE0001"))),
         "department": lambda: c_route(new_patient(locale) + (pick("yes"),)),
         "day": lambda: c_route(new_patient(locale) + (pick("yes"), pick("dept:1"))),
         "day_part": lambda: c_route(new_patient(locale) + (pick("yes"), pick("dept:1"), pick(WEDNESDAY))),
@@ -253,6 +262,23 @@ def collect(locale: str) -> list[Case]:
     c.then("birth confirm: no", fake, at_birth_confirm, "2")
     fake, at_department = c.go("department prompt", new_patient(locale) + (pick("yes"),))
     c.then("department not found", fake, at_department, "xyzzy")
+    fake, at_document = c.go("document prompt", (pick("book"), pick("me"), say(GENERIC_ID)))
+    c.then("document retry", fake, at_document, "xyzzy")
+    fake, at_country = c.go("country prompt", (pick("book"), pick("me"), say(GENERIC_ID), pick("passport")))
+    c.then("country retry", fake, at_country, "Atlantis")
+    fake, at_id2 = c.go("id prompt (resident ID inside)", (pick("book"), pick("me")))
+    c.then("id retry: contains_resident_id", fake, at_id2, "A" + CN_ID)
+
+    # A booking someone else made: found by its code and the ID's last four.
+    fake, at_claim = c.go("claim code prompt", (pick("bookings"), pick("claim")))
+    c.then("claim code retry", fake, at_claim, "??")
+    fake, at_last4 = c.go("claim last4 prompt", (pick("bookings"), pick("claim"), say("CODE0001")))
+    c.then("claim last4 retry", fake, at_last4, "12")
+    c.then("claim not found", fake, at_last4, "9999")
+    fake = hospital(locale, linked=1, bookings=1)
+    fake.bookings_[0].mine = False
+    _, at_last4 = c_route((pick("bookings"), pick("claim"), say(fake.bookings_[0].code)), fake=fake)
+    c.then("claim found", fake, at_last4, CN_ID[-4:])
     fake, at_day = c.go("day prompt", new_patient(locale) + (pick("yes"), pick("dept:1")))
     c.then("day opens later", fake, at_day, "2027-01-05")
     c.then("day without times", fake, at_day, "2027-02-10")

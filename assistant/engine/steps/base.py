@@ -131,5 +131,16 @@ def label(names: dict[str, str]) -> Msg:
     return msg("{name}", name=Names(dict(names)))
 
 
+def managed_booking(ctx: Ctx, code: str | None, claim_last4: str | None = None):
+    """The booking being managed: one this address made, or (with the ID's last four)
+    one found by its code. None when it is gone or not this caller's to see."""
+    if claim_last4 and code:
+        return ctx.backend.find_booking(code, claim_last4, ctx.now)
+    for booking in ctx.backend.bookings(ctx.now):
+        if booking.code == code:
+            return booking
+    return None
+
+
 SIMPLE_CHOICE = msg(N_("Please send only the number of your choice, for example 1."))
 SIMPLE_YES_NO = msg(N_("Please send 1 for yes or 2 for no."))

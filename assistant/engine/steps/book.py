@@ -17,7 +17,7 @@ from assistant.engine.state import Conversation
 from assistant.engine.steps import refusals
 from assistant.engine.steps.base import (
     SIMPLE_CHOICE, SIMPLE_YES_NO, Answer, Ctx, Go, PromptResult, Retry, StepHandlers, ask_menu,
-    ask_yes_no, label, menu_choice, yes_no_answer,
+    ask_yes_no, label, managed_booking, menu_choice, yes_no_answer,
 )
 
 NOON = time(12, 0)
@@ -232,6 +232,11 @@ def soonest_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
 
 def _who(state: Conversation, ctx: Ctx) -> tuple[str, str]:
     """The patient's name and ID tail for the read-back."""
+    if state.rescheduling:
+        booking = managed_booking(ctx, state.booking_code, state.claim_last4)
+        if booking is not None and (state.claim_last4 or not any(
+                p.ref == booking.patient_ref for p in ctx.backend.linked_patients())):
+            return booking.patient_name, state.claim_last4 or ""
     if state.patient_ref is not None:
         for patient in ctx.backend.linked_patients():
             if patient.ref == state.patient_ref:
@@ -265,7 +270,8 @@ def confirm_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
                   say=(msg(N_("Nothing was booked. Let us choose again.")),))
     key = ctx.inbound.event_id
     if state.rescheduling:
-        outcome = ctx.backend.reschedule(state.booking_code, state.slot_id, ctx.now, key)
+        outcome = ctx.backend.reschedule(state.booking_code, state.slot_id, ctx.now, key,
+                                         id_last4=state.claim_last4)
     else:
         outcome = ctx.backend.book(_who_to_book(state), state.slot_id, state.relation or "self", ctx.now, key)
     if isinstance(outcome, Refused):
@@ -281,13 +287,14 @@ def _who_to_book(state: Conversation) -> NewPatient | int:
     if state.patient_ref is not None:
         return state.patient_ref
     draft = state.draft
-    return NewPatient(draft.id_kind, draft.id_number, draft.name, draft.birth_date)
+    return NewPatient(draft.id_kind, draft.id_number, draft.name, draft.birth_date,
+                      draft.document, draft.country)
 
 
 def _after_booking(state: Conversation, outcome: Done) -> Conversation:
     # The identity typed in is no longer needed: drop it from the stored state.
     return state.with_(draft=None, patient_ref=outcome.patient_ref, slot_id=None, slot_start=None,
-                       booking_code=None, rescheduling=False, page=0)
+                       booking_code=None, claim_last4=None, rescheduling=False, page=0)
 
 
 def _booked_sentences(state: Conversation, outcome: Done) -> tuple[Msg, ...]:

@@ -2,12 +2,15 @@
 
 Rule: a returning address picks from the patients it has booked for ("1 Wang Fang,
 2 Li Wei, 3 someone else"). A new patient gives an ID number, the name on it and a
-birth date; a Chinese resident ID carries the birth date, so it is read back for a yes
-instead of asked. The backend checks each field as it arrives, so a typo is caught at
-once, not at the end.
+birth date; a Chinese resident ID carries the birth date, which the final read-back
+names. A generic ID (a passport, when the hospital accepts them) also needs its document
+type and issuing country. The backend checks each field as it arrives, so a typo is
+caught at once, not at the end. Nothing said here tells whether an ID number is on file.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from assistant.engine.flow import Step
 from assistant.engine.messages import N_, Msg, When, msg
@@ -30,8 +33,12 @@ ID_HINTS: dict[str, Msg] = {
     "characters": msg(N_("An ID number has only digits, and maybe X at the end. Please send it again.")),
     "birth_date_invalid": msg(N_("The birth date inside that ID number is not a real date. Please check it.")),
     "pattern": msg(N_("That ID number does not look right. Please check it and send it again.")),
+    "contains_resident_id": msg(N_("That holds a resident ID number. Please send the resident ID number alone.")),
     "empty": msg(N_("Please send the ID number.")),
 }
+
+# Labels of generic document types; a type without one is shown by its code.
+DOCUMENT_LABELS = {"passport": N_("Passport")}
 
 
 def _is_family(state: Conversation) -> bool:
@@ -76,7 +83,41 @@ def id_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
         return Retry(ID_HINTS.get(check.reason or "", ID_HINTS["pattern"]))
     draft = IdentityDraft(id_kind=check.kind, id_number=check.value, id_last4=check.last4,
                           birth_date=check.birth_date)
+    if check.kind == "generic":
+        # A generic number is one person's only within its document type and country.
+        documents = ctx.hospital.generic_documents
+        if len(documents) == 1:
+            return Go(Step.ID_COUNTRY, state.with_(draft=replace(draft, document=documents[0])))
+        return Go(Step.ID_DOCUMENT, state.with_(draft=draft))
     return Go(Step.NAME, state.with_(draft=draft))
+
+
+# ---- a generic ID: document type and issuing country -------------------------------------
+
+
+def document_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
+    items = [(document, msg(DOCUMENT_LABELS[document]) if document in DOCUMENT_LABELS
+              else msg("{name}", name=document)) for document in ctx.hospital.generic_documents]
+    return ask_menu(state, msg(N_("What kind of document is it?")), items)
+
+
+def document_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
+    choice = menu_choice(state, text)
+    if choice is None:
+        return Retry()
+    return Go(Step.ID_COUNTRY, state.with_(draft=replace(state.draft or IdentityDraft(), document=choice)))
+
+
+def country_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
+    return Prompted(state.with_(menu=()), (Ask(msg(N_(
+        "Which country issued it? Send its name or its two-letter code.")), Expect(ExpectKind.TEXT)),))
+
+
+def country_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
+    country = ctx.backend.check_country(text, state.locale or ctx.hospital.default_locale)
+    if country is None:
+        return Retry(msg(N_("I did not find that country. Please send its name, for example France, or a code like FR.")))
+    return Go(Step.NAME, state.with_(draft=replace(state.draft or IdentityDraft(), country=country)))
 
 
 # ---- name ----------------------------------------------------------------------------------
@@ -92,8 +133,7 @@ def name_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
     name = ctx.backend.check_name(text)
     if name is None:
         return Retry(msg(N_("Please send the name in letters, as written on the ID card.")))
-    draft = (state.draft or IdentityDraft())
-    draft = IdentityDraft(draft.id_kind, draft.id_number, draft.id_last4, name, draft.birth_date)
+    draft = replace(state.draft or IdentityDraft(), name=name)
     step = Step.BIRTH_CONFIRM if draft.birth_date else Step.BIRTH_DATE
     return Go(step, state.with_(draft=draft))
 
@@ -129,13 +169,15 @@ def birth_date_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
     born = parse_birth_date(text, day_first=state.locale == "es")
     if born is None or born > ctx.today or born.year < 1900:
         return Retry(msg(N_("Please send the date of birth as year-month-day, for example 1950-03-07.")))
-    draft = state.draft or IdentityDraft()
-    draft = IdentityDraft(draft.id_kind, draft.id_number, draft.id_last4, draft.name, born)
+    draft = replace(state.draft or IdentityDraft(), birth_date=born)
     return Go(Step.DEPARTMENT, state.with_(draft=draft))
 
 
 STEPS = {
     Step.WHO: StepHandlers(who_prompt, who_answer, SIMPLE_CHOICE),
+    Step.ID_DOCUMENT: StepHandlers(document_prompt, document_answer, SIMPLE_CHOICE),
+    Step.ID_COUNTRY: StepHandlers(country_prompt, country_answer, msg(N_(
+        "Please send only the country's name, or its two-letter code."))),
     Step.ID_NUMBER: StepHandlers(id_prompt, id_answer, msg(N_(
         "Please send only the digits of the ID number, and X if it ends with X. On a phone keypad, press * for X."))),
     Step.NAME: StepHandlers(name_prompt, name_answer, msg(N_("Please send only the name, as on the ID card."))),

@@ -20,11 +20,13 @@ QUOTA_SENTENCES = {
 
 
 # Refusals only the desk can help with: the reply also gives its number and hours.
-DESK_RULES = frozenset({"cancellation_deadline", "patients_per_address", "suspended"})
+DESK_RULES = frozenset({"cancellation_deadline", "patients_per_address", "suspended",
+                        "invalid_address"})
 
 
 def needs_desk(refused: Refused) -> bool:
-    return refused.rule in DESK_RULES or refused.params.get("quota") == "per_90_days"
+    return (refused.rule in DESK_RULES or refused.params.get("quota") == "per_90_days"
+            or bool(refused.params.get("by_others")))
 
 
 def explain(refused: Refused) -> tuple[Msg, str]:
@@ -39,9 +41,19 @@ def explain(refused: Refused) -> tuple[Msg, str]:
     if rule == "booking_closed":
         return msg(N_("Booking for that day has closed. Please choose a later day.")), Step.DAY
     if rule == "quota_exceeded":
+        if p.get("by_others"):
+            # Someone else's bookings in her name fill it: say how to free them.
+            return (msg(N_("Bookings made in this patient's name from other phones reach the limit. "
+                           "To free one, cancel it with the code from the message we sent, or call the desk.")),
+                    Step.MENU)
         text = QUOTA_SENTENCES.get(str(p.get("quota")), QUOTA_SENTENCES["per_visit_day"])
         return msg(text, limit=int(p.get("limit", 0))), Step.DAY
     if rule == "suspended":
+        if p.get("scope") == "address":
+            text = (N_("This number can't book for now: bookings made from it were missed. It can book again from {date}.")
+                    if p.get("reason") == "no_shows" else
+                    N_("This number can't book for now: bookings made from it were cancelled several times. It can book again from {date}."))
+            return msg(text, date=When(p["until"], "date")), Step.MENU
         if p.get("reason") == "no_shows":
             text = N_("Booking is paused after missed appointments. You can book again from {date}.")
         else:
@@ -52,9 +64,8 @@ def explain(refused: Refused) -> tuple[Msg, str]:
     if rule == "patients_per_address":
         return (msg(N_("This number can book for at most {limit} people. Please call the desk for help."),
                     limit=int(p.get("limit", 0))), Step.MENU)
-    if rule == "identity_mismatch":
-        return (msg(N_("The name or birth date does not match our records for this ID number. Please check them.")),
-                Step.ID_NUMBER)
+    if rule == "invalid_address":
+        return msg(N_("Sorry, we can't book from this number. Please call the desk.")), Step.MENU
     if rule == "invalid_identity":
         return msg(N_("Some of the ID details do not look right. Please send them again.")), Step.ID_NUMBER
     if rule == "cancellation_deadline":
