@@ -187,7 +187,8 @@ def find_bookings_of_identity(ctx: ServiceContext, identity_input: IdentityInput
             return patient
         if patient is None:
             return []
-    return staff_bookings(ctx, patient_id=patient.id)
+        patient_id = patient.id
+    return staff_bookings(ctx, patient_id=patient_id)
 
 
 def active_suspensions(ctx: ServiceContext, *, now: datetime) -> list[dict[str, Any]]:

@@ -300,7 +300,12 @@ def lift_suspension(ctx: ServiceContext, *, suspension_id: int, staff: Staff, re
         suspension = session.get(Suspension, suspension_id)
         if suspension is None or suspension.lifted_at is not None or suspension.ends_at <= now:
             return r.SuspensionNotFound()
-        patient = lock_patient(session, suspension.patient_id)
+        # Take the suspended subject's row lock: two staff lifting at once lift it once.
+        if suspension.address_id is not None:
+            lock_address_by_id(session, suspension.address_id)
+            subject = {"address": suspension.address_id}
+        else:
+            subject = {"patient": patient_ref(lock_patient(session, suspension.patient_id))}
         session.refresh(suspension)  # re-read under the lock: another lift may have won
         if suspension.lifted_at is not None:
             return r.SuspensionNotFound()
@@ -311,7 +316,7 @@ def lift_suspension(ctx: ServiceContext, *, suspension_id: int, staff: Staff, re
         audit.append(session, ctx.keyring.audit_key,
                      actor=audit.Actor(f"staff:{staff.username}", "admin"),
                      action="suspension.lifted", subject=f"suspension:{suspension.id}",
-                     details={"patient": patient_ref(patient), "reason": reason[:500]}, at=now)
+                     details={**subject, "reason": reason[:500]}, at=now)
         uow.commit()
         return r.SuspensionLifted(suspension.id)
 
