@@ -44,12 +44,13 @@ def _keyring(bind):
 def upgrade() -> None:
     bind = op.get_bind()
     keyring = _keyring(bind)
-    with op.batch_alter_table('patient', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('id_document', sa.String(length=32), nullable=True))
-        batch_op.add_column(sa.Column('id_country', sa.String(length=2), nullable=True))
-        batch_op.add_column(sa.Column('checksum_verified', sa.Boolean(), nullable=False,
-                                      server_default=sa.true()))
-        batch_op.add_column(sa.Column('birth_date_encrypted', sa.Text(), nullable=True))
+    # `patient` is changed in place, never rebuilt: bookings, links and suspensions point
+    # at it, and SQLite's rebuild would drop it under them (foreign_keys is on).
+    op.add_column('patient', sa.Column('id_document', sa.String(length=32), nullable=True))
+    op.add_column('patient', sa.Column('id_country', sa.String(length=2), nullable=True))
+    op.add_column('patient', sa.Column('checksum_verified', sa.Boolean(), nullable=False,
+                                       server_default=sa.true()))
+    op.add_column('patient', sa.Column('birth_date_encrypted', sa.Text(), nullable=True))
     with op.batch_alter_table('patient_link', schema=None) as batch_op:
         batch_op.add_column(sa.Column('name_encrypted', sa.Text(), nullable=True))
         batch_op.add_column(sa.Column('name_index', sa.String(length=64), nullable=True))
@@ -101,11 +102,8 @@ def upgrade() -> None:
     if keyring is not None:
         _move_identity_data(bind, keyring)
 
-    with op.batch_alter_table('patient', schema=None) as batch_op:
-        batch_op.drop_column('birth_date')
-        batch_op.drop_column('name_encrypted')
-        batch_op.drop_column('name_index')
-        batch_op.drop_column('id_last4')
+    for column in ('birth_date', 'name_encrypted', 'name_index', 'id_last4'):
+        op.execute(f"ALTER TABLE patient DROP COLUMN {column}")
 
 
 def _move_identity_data(bind, keyring) -> None:
@@ -128,11 +126,10 @@ def _move_identity_data(bind, keyring) -> None:
 def downgrade() -> None:
     bind = op.get_bind()
     keyring = _keyring(bind)
-    with op.batch_alter_table('patient', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('id_last4', sa.String(length=4), nullable=False, server_default=''))
-        batch_op.add_column(sa.Column('name_index', sa.String(length=64), nullable=False, server_default=''))
-        batch_op.add_column(sa.Column('name_encrypted', sa.Text(), nullable=False, server_default=''))
-        batch_op.add_column(sa.Column('birth_date', sa.Date(), nullable=True))
+    op.add_column('patient', sa.Column('id_last4', sa.String(length=4), nullable=False, server_default=''))
+    op.add_column('patient', sa.Column('name_index', sa.String(length=64), nullable=False, server_default=''))
+    op.add_column('patient', sa.Column('name_encrypted', sa.Text(), nullable=False, server_default=''))
+    op.add_column('patient', sa.Column('birth_date', sa.Date(), nullable=True))
     if keyring is not None:
         rows = bind.execute(sa.text("SELECT id, id_encrypted, birth_date_encrypted FROM patient")).all()
         for patient_id, id_encrypted, born in rows:
@@ -168,8 +165,5 @@ def downgrade() -> None:
         batch_op.drop_column('verified_at')
         batch_op.drop_column('name_index')
         batch_op.drop_column('name_encrypted')
-    with op.batch_alter_table('patient', schema=None) as batch_op:
-        batch_op.drop_column('birth_date_encrypted')
-        batch_op.drop_column('checksum_verified')
-        batch_op.drop_column('id_country')
-        batch_op.drop_column('id_document')
+    for column in ('birth_date_encrypted', 'checksum_verified', 'id_country', 'id_document'):
+        op.execute(f"ALTER TABLE patient DROP COLUMN {column}")

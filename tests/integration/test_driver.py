@@ -86,6 +86,7 @@ def test_driver_errors_are_sqlalchemy_errors(services):
         with pytest.raises(IntegrityError):
             with db.batch():
                 db.run(insert, {"address_id": 999, "patient_id": 999, "relation": "self",
+                                "name_encrypted": None, "name_index": None,
                                 "now": claimed, "channel": "sms"}).all()
     with services.uow() as uow:  # the connection is usable afterwards
         db = driver.Cursor(uow.session.connection())
