@@ -362,6 +362,22 @@ def desk_check_in(obj: Context, code: str, username: str) -> None:
         click.echo("  the phone or chat that booked is now verified as the patient's own")
 
 
+@desk.command("flags")
+@click.pass_obj
+def desk_flags(obj: Context) -> None:
+    """Identities to look at: several phones or chats claim to be the patient's own, or
+    bookings were made under different names. Compare with the ID card at check-in."""
+    from assistant.booking import service
+
+    rows = service.flagged_identities(obj.migrated_app.services)
+    if not rows:
+        click.echo("nothing flagged")
+    for row in rows:
+        click.echo(f"{row.masked_id}  'for me' claims: {row.own_claims} "
+                   f"({row.verified_claims} verified)  names used: {row.names}"
+                   + ("" if row.checksum_verified else "  [ID never checksum-verified]"))
+
+
 @main.group()
 def outbox() -> None:
     """Notices waiting to be sent (to a patient when someone else acts in her name)."""

@@ -211,6 +211,41 @@ def active_suspensions(ctx: ServiceContext, *, now: datetime) -> list[dict[str, 
         ]
 
 
+@dataclass(frozen=True)
+class FlaggedIdentity:
+    """An identity staff should look at: more than one address claims to be hers, or
+    her bookings were made under different names. Shown masked."""
+
+    masked_id: str
+    own_claims: int  # addresses that booked "for me" with this ID number
+    verified_claims: int  # of those, how many the desk verified
+    names: int  # different names typed for it
+    checksum_verified: bool
+
+
+def flagged_identities(ctx: ServiceContext) -> list[FlaggedIdentity]:
+    with ctx.uow.read_only() as uow:
+        session = uow.session
+        claims = dict(session.execute(
+            select(PatientLink.patient_id, func.count())
+            .where(PatientLink.relation == "self").group_by(PatientLink.patient_id)).all())
+        verified = dict(session.execute(
+            select(PatientLink.patient_id, func.count())
+            .where(PatientLink.relation == "self", PatientLink.verified_at.is_not(None))
+            .group_by(PatientLink.patient_id)).all())
+        names = dict(session.execute(
+            select(Booking.patient_id, func.count(func.distinct(Booking.name_index)))
+            .where(Booking.name_index.is_not(None)).group_by(Booking.patient_id)).all())
+        flagged = sorted(pid for pid in set(claims) | set(names)
+                         if claims.get(pid, 0) > 1 or names.get(pid, 0) > 1)
+        patients = {p.id: p for p in session.execute(
+            select(Patient).where(Patient.id.in_(flagged))).scalars()} if flagged else {}
+        return [FlaggedIdentity(identity.mask_id(id_number_of(ctx, patients[pid])),
+                                claims.get(pid, 0), verified.get(pid, 0), names.get(pid, 0),
+                                patients[pid].checksum_verified)
+                for pid in flagged]
+
+
 def mask_address(ctx: ServiceContext, address: ChannelAddress) -> str:
     value = ctx.keyring.decrypt(address.address_encrypted) or ""
     return identity.mask_phone(value) if address.kind == "phone" else identity.mask_id(value)

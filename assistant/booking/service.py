@@ -55,6 +55,7 @@ from assistant.booking.queries import (
     list_departments,
     booking_for_holder,
     find_bookings_of_identity,
+    flagged_identities,
     release_of_day,
     staff_bookings,
 )
@@ -87,7 +88,7 @@ __all__ = [
     "AddressProfile", "HospitalView", "StaffBookingRow", "active_suspensions",
     "address_bookings", "address_profile", "availability", "hospital", "last_booked",
     "linked_patients", "list_departments", "booking_for_holder", "release_of_day",
-    "staff_bookings", "find_bookings_of_identity", "AddressInput", "CodeHolder",
+    "staff_bookings", "find_bookings_of_identity", "flagged_identities", "AddressInput", "CodeHolder",
     "IdentityInput", "Requester", "ServiceContext", "Staff",
 ]
 
