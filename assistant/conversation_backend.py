@@ -148,7 +148,7 @@ class ServiceBackend:
         return _booking_info(found) if found is not None else None
 
     def _requester(self, id_last4: str | None):
-        return service.CodeHolder(id_last4) if id_last4 else self.address
+        return service.CodeHolder(id_last4, via=self.address) if id_last4 else self.address
 
     def cancel(self, code: str, now: datetime, key: str | None,
                id_last4: str | None = None) -> ports.Outcome:

@@ -20,6 +20,9 @@ TEXTS = {
     "cancelled_for_you": N_(
         "Your booking {department}, {date} {time}, code {code}, was cancelled by someone else. "
         "To book again, message us or call the desk."),
+    "cancelled_by_hospital": N_(
+        "The hospital cancelled your booking {department}, {date} {time}, code {code}. "
+        "To book again, message us or call the desk."),
     "moved_for_you": N_(
         "A booking in your name was moved: {department}, {date} {time}, new code {code}. "
         "To cancel it, message us, choose My bookings and send the code and the last 4 characters of your ID."),
@@ -29,6 +32,8 @@ TEXTS = {
 def notice_message(message: str, params: Mapping[str, Any]) -> Msg:
     """The Msg for a stored notice; an unknown id (from a newer version) still reads."""
     starts_at = datetime.fromisoformat(params["starts_at"])
+    if message == "cancelled_for_you" and params.get("by") == "staff":
+        message = "cancelled_by_hospital"
     text = TEXTS.get(message, TEXTS["booked_for_you"])
     return msg(text, department=Names(dict(params.get("department") or {})),
                date=When(starts_at, "date_short"), time=When(starts_at, "time"),

@@ -110,6 +110,7 @@ def book_slot(ctx: ServiceContext, *, slot_id: int, channel: str, now: datetime,
                                 channel)
         placed = book_locked(ctx, db, patient, slot, channel, now, actor, name=name,
                              address_id=address_id, address_is_new=address_is_new,
+                             acting_address_id=address_id,
                              staff=staff, replacing_id=None, relation=relation,
                              lock_audit_head=True)
         if isinstance(placed, r.Refusal):
@@ -140,12 +141,14 @@ class Placed:
 def book_locked(ctx: ServiceContext, db: driver.Cursor, patient: LockedPatient, slot: Any,
                 channel: str, now: datetime, actor: audit.Actor, *, name: TypedName | None,
                 address_id: int | None, staff: Staff | None, replacing_id: int | None,
-                relation: str = "self", address_is_new: bool = False,
+                acting_address_id: int | None, relation: str = "self", address_is_new: bool = False,
                 lock_audit_head: bool = False, notice: str = outbox.BOOKED_FOR_YOU) -> Placed | r.Refusal:
     """Book `slot` (a SLOT_WITH_RULES row) with the patient's (and address's) row lock
-    already held. `replacing_id` is left out of the quota counts: a reschedule moves a
-    booking rather than adding one. When someone other than the patient books in her
-    name, a notice for her own address is written alongside (`notice` names it)."""
+    already held. `address_id` owns the booking; `acting_address_id` is who asks (the
+    same, except when a code holder or staff moves someone's booking). `replacing_id` is
+    left out of the quota counts: a reschedule moves a booking rather than adding one.
+    When someone other than the patient acts in her name, a notice for her own address
+    is written alongside (`notice` names it)."""
     hospital_policy = ctx.settings.policy.overridden(slot.hospital_policy)
     policy = hospital_policy.overridden(slot.policy_overrides)
     tz = ZoneInfo(slot.timezone)
@@ -184,14 +187,18 @@ def book_locked(ctx: ServiceContext, db: driver.Cursor, patient: LockedPatient, 
             return r.AlreadyBooked(code=row.code)
     breach = rules.quota_breach(policy, [rules.HeldBooking(row.visit_date, row.department_id) for row in held],
                                 rules.HeldBooking(slot.visit_date, slot.department_id))
+    own = None if patient.is_new else facts.own_address_id
     if breach is not None:
-        by_others = any(row.booked_by_address_id != address_id for row in held)
+        # Only the patient's own address hears that others' bookings fill her quota:
+        # anyone else typing her number learns no more than the plain limit.
+        is_own = own == address_id or (own is None and relation == "self")
+        by_others = is_own and address_id is not None and any(
+            row.booked_by_address_id != address_id for row in held)
         return r.QuotaExceeded(quota=breach.quota, limit=breach.limit, by_others=by_others)
 
     code = new_code()
     entries = []
-    own = None if patient.is_new else facts.own_address_id
-    tell_patient = own is not None and (own != address_id or staff is not None)
+    tell_patient = own is not None and (own != acting_address_id or staff is not None)
     with db.batch():  # 3
         taken = db.run(sql.TAKE_PLACE, {"slot_id": slot.id})
         if new_link:

@@ -49,6 +49,7 @@ class CodeHolder:
     booking a relative made. Knowing the ID number alone gives no rights."""
 
     id_last4: str
+    via: AddressInput | None = None  # where the holder writes from, if anywhere
 
 
 @dataclass(frozen=True)

@@ -352,8 +352,10 @@ def requester_actor(ctx: ServiceContext, session: Session, requester: Requester,
                     channel: str) -> audit.Actor:
     if isinstance(requester, Staff):
         return audit.Actor(f"staff:{requester.username}", channel)
-    if isinstance(requester, AddressInput):
-        found = find_address(ctx, session, requester)
+    address = requester.via if isinstance(requester, CodeHolder) else requester
+    if isinstance(address, AddressInput):
+        found = find_address(ctx, session, address)
         if found is not None:
-            return audit.Actor(address_actor(found), channel)
+            prefix = "code_holder@" if isinstance(requester, CodeHolder) else ""
+            return audit.Actor(prefix + address_actor(found), channel)
     return audit.Actor("code_holder", channel)

@@ -184,6 +184,7 @@ def reschedule_booking(ctx: ServiceContext, *, code: str, new_slot_id: int,
                                   if old.name_encrypted else None,
                                   address_id=old.booked_by_address_id, staff=staff,
                                   replacing_id=old.id,
+                                  acting_address_id=_acting_address_id(ctx, session, requester),
                                   notice=outbox.MOVED_FOR_YOU)
         if isinstance(placed, r.Refusal):
             return placed
@@ -466,8 +467,10 @@ def _tell_patient(ctx: ServiceContext, session: Session, booking: Booking, messa
 
 
 def _acting_address_id(ctx: ServiceContext, session: Session, requester: Requester) -> int | None:
-    if isinstance(requester, AddressInput):
-        found = find_address(ctx, session, requester)
+    """The address acting: a code holder writing from the patient's own phone is her."""
+    address = requester.via if isinstance(requester, CodeHolder) else requester
+    if isinstance(address, AddressInput):
+        found = find_address(ctx, session, address)
         return found.id if found is not None else None
     return None
 

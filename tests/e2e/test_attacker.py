@@ -41,9 +41,9 @@ def env_for(app) -> dict[str, str]:
 class Chat:
     """One `assistant chat --jsonl` process: a person typing into SMS."""
 
-    def __init__(self, app, phone: str) -> None:
-        command = [sys.executable, "-c", "from assistant.cli import run; run()",
-                   "--now", NOW, "chat", "--from", phone, "--lang", "en", "--jsonl"]
+    def __init__(self, app, address: str, channel: str = "sms") -> None:
+        command = [sys.executable, "-c", "from assistant.cli import run; run()", "--now", NOW,
+                   "chat", "--channel", channel, "--from", address, "--lang", "en", "--jsonl"]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True, env=env_for(app),
                                         cwd=PROJECT_ROOT)
@@ -148,3 +148,38 @@ def test_an_attacker_who_knows_the_id_cannot_see_spoil_or_suspend_the_patient(ap
     suspensions = cli(app, "suspensions", "list")
     assert "address" in suspensions and "+86*******0202" in suspensions
     assert "identity" not in suspensions
+
+
+def test_the_patient_cancels_what_a_relative_booked_with_the_code_from_her_notice(app):
+    """The mother books for herself once; her daughter books for her on Telegram. The
+    notice in the outbox gives the mother the code; with it and her ID's last four she
+    finds and cancels that booking from her own phone, and no notice tells her about
+    what she did herself."""
+    app.clock = lambda: parse_now(NOW, app.settings.timezone)
+    jobs.seed_file(app, PROJECT_ROOT / "config" / "demo_hospital.toml")
+    mother = Chat(app, VICTIM_PHONE)
+    assert "Your booking code is" in book(mother, for_whom="For me", department="general")
+    mother.close()
+    daughter = Chat(app, "700100200", channel="telegram")
+    assert "Your booking code is" in book(daughter, for_whom="For someone else", department="eyes")
+    daughter.close()
+
+    [code] = re.findall(r"code ([A-Z0-9]{8})\.", cli(app, "outbox", "list"))
+    mother = Chat(app, VICTIM_PHONE)
+    mother.send("hello")
+    mother.choose("My bookings")
+    assert "Ophthalmology" not in mother.text()  # her daughter's booking isn't hers to list
+    mother.choose("someone made for me")
+    mother.send(code)
+    mother.send("1234")  # a wrong ending finds nothing, and says no more
+    assert "No upcoming booking matches" in mother.text()
+    mother.choose("someone made for me")
+    mother.send(code.lower())
+    mother.send(VICTIM_ID[-4:])
+    assert code in mother.text() and "Ophthalmology" in mother.text()
+    mother.choose("Cancel this booking")
+    assert f"The booking {code} is cancelled." in "\n".join(mother.send("yes")["replies"])
+    mother.close()
+    waiting = cli(app, "outbox", "list")
+    assert waiting.count("A booking was made in your name") == 1
+    assert "cancelled by someone else" not in waiting

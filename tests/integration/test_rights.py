@@ -175,6 +175,10 @@ def test_a_quota_filled_by_others_says_so(services, depts, now):
         book(services, victim, slot(services, depts[dept], hh=hour), now, ATTACKER, relation="family")
     refused = book(services, victim, slot(services, depts["bones"], hh=11), now, VICTIM_PHONE)
     assert refused == r.QuotaExceeded("per_visit_day", 2, by_others=True)
+    # Anyone else typing her number hears only the plain limit.
+    stranger = book(services, victim, slot(services, depts["bones"], hh=12), now,
+                    AddressInput("phone", "+8613700000999"), relation="family")
+    assert stranger == r.QuotaExceeded("per_visit_day", 2, by_others=False)
 
 
 # ---- 3. the patient hears about it --------------------------------------------------------------
@@ -337,3 +341,32 @@ def test_an_integrity_error_that_is_not_a_code_collision_is_reported_as_what_it_
     with pytest.raises(booking_path.BookingConstraintError) as raised:
         book(services, twice, again, now, VICTIM_PHONE)
     assert "code" not in raised.value.constraint and "slot" in raised.value.constraint
+
+
+def test_desk_check_in_reads_the_id_at_a_prompt_and_verifies_her_phone(app, services, depts, now):
+    from click.testing import CliRunner
+
+    from assistant.cli import main
+    from tests.conftest import keys_environ
+
+    env = {"ASSISTANT_DATABASE_URL": app.settings.database_url,
+           "ASSISTANT_INSTANCE_PATH": str(app.settings.instance_path),
+           "ASSISTANT_GENERATE_SECRETS": "false", **keys_environ()}
+    victim = person("Wang Fang")
+    made = book(services, victim, slot(services, depts["cardiology"]), now, VICTIM_PHONE)
+    book(services, IdentityInput(victim.kind, victim.number, "Wang Fong", victim.birth_date),
+         slot(services, depts["eyes"]), now, DAUGHTER, relation="family")
+    on_the_day = ["--now", "2026-12-05T08:40", "desk", "check-in", made.booking.code, "--by", "desk1"]
+    wrong = CliRunner().invoke(main, on_the_day, input=person("Li Wei").number + "\n", env=env)
+    assert wrong.exit_code == 2 and "no booking with that code matches" in wrong.output
+    right = CliRunner().invoke(main, on_the_day, input=victim.number + "\n", env=env)
+    assert right.exit_code == 0, right.output
+    assert victim.number not in right.output  # typed at a hidden prompt, never echoed
+    assert "Wang Fang" in right.output and "Wang Fong" in right.output  # names to compare
+    assert "now verified as the patient's own" in right.output
+    with services.uow.read_only() as uow:
+        verified = uow.session.execute(select(PatientLink.verified_by).where(
+            PatientLink.relation == "self")).scalar_one()
+    assert verified == "staff:desk1"
+    flags = CliRunner().invoke(main, ["desk", "flags"], env=env)
+    assert "names used: 2" in flags.output and victim.number not in flags.output
