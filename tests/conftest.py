@@ -107,14 +107,36 @@ def now() -> datetime:
     return DEFAULT_NOW
 
 
-@pytest.fixture
-def app(database_url, tmp_path, now) -> App:
-    settings, environ = settings_for(database_url, tmp_path / "instance")
+def built_app(database_url: str, tmp_path: Path, now: datetime, **env: str):
+    settings, environ = settings_for(database_url, tmp_path / "instance", **env)
     built = build(settings, clock=fixed_clock(now), environ=environ)
     yield built
     built.close()
 
 
 @pytest.fixture
+def app(database_url, tmp_path, now) -> App:
+    yield from built_app(database_url, tmp_path, now)
+
+
+@pytest.fixture
+def generic_app(database_url, tmp_path, now) -> App:
+    """A hospital that accepts passports too (the generic kind is off by default)."""
+    yield from built_app(database_url, tmp_path, now,
+                         ASSISTANT_IDENTITY_KINDS='["cn_resident_id", "generic"]')
+
+
+@pytest.fixture
 def services(app):
     return app.services
+
+
+@pytest.fixture
+def depts(services) -> dict[str, int]:
+    """The small test hospital's departments (tests.support.add_hospital), by code."""
+    from tests.support import add_hospital
+
+    with services.uow() as uow:
+        ids = add_hospital(uow.session)
+        uow.commit()
+    return ids

@@ -72,5 +72,13 @@ def add_slot(session, department_id: int, day: date, hh: int, mm: int = 0, *,
     return slot.id
 
 
+def new_slot(services, department_id: int, day: date, hh: int = 9, mm: int = 0, **kw) -> int:
+    """add_slot in a unit of work of its own."""
+    with services.uow() as uow:
+        slot_id = add_slot(uow.session, department_id, day, hh, mm, **kw)
+        uow.commit()
+    return slot_id
+
+
 def department_id(session, code: str) -> int:
     return session.execute(select(Department.id).where(Department.code == code)).scalar_one()

@@ -4,30 +4,18 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import pytest
 from sqlalchemy import func, select
 
 from assistant.booking import results as r, service
 from assistant.booking.models import Booking, Slot
 from assistant.booking.service import IdentityInput, Staff
-from tests.support import add_hospital, add_slot, local, person, phone
+from tests.support import local, new_slot, person, phone
 
 VISIT = date(2026, 12, 5)  # a Saturday; released 28 Nov 15:00, closes 4 Dec 16:00
 
 
-@pytest.fixture
-def depts(services):
-    with services.uow() as uow:
-        ids = add_hospital(uow.session)
-        uow.commit()
-    return ids
-
-
 def make_slot(services, dept, day=VISIT, hh=9, mm=0, **kw) -> int:
-    with services.uow() as uow:
-        slot_id = add_slot(uow.session, dept, day, hh, mm, **kw)
-        uow.commit()
-    return slot_id
+    return new_slot(services, dept, day, hh, mm, **kw)
 
 
 def book(services, who, slot_id, now, **kw):

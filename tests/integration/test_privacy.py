@@ -25,8 +25,7 @@ from assistant.booking import identity, results as r, service
 from assistant.booking.models import Base, Booking, ChannelAddress, Patient
 from assistant.booking.service import AddressInput, IdentityInput, Staff
 from assistant.cli import main
-from assistant.bootstrap import build, fixed_clock
-from tests.conftest import keys_environ, settings_for
+from tests.conftest import keys_environ
 from tests.support import add_hospital, add_slot, cn_id, local
 
 VISIT = date(2026, 12, 5)  # Saturday; released 28 Nov 15:00, closes 4 Dec 16:00
@@ -281,13 +280,9 @@ def run_scenario(app, services, now: datetime) -> dict[str, object]:
 
 
 @pytest.fixture
-def app(database_url, tmp_path, now):
-    """A hospital that accepts passports too (the generic kind is off by default)."""
-    settings, environ = settings_for(database_url, tmp_path / "instance",
-                                     ASSISTANT_IDENTITY_KINDS='["cn_resident_id", "generic"]')
-    built = build(settings, clock=fixed_clock(now), environ=environ)
-    yield built
-    built.close()
+def app(generic_app):
+    """The scenario has a passport holder: the hospital accepts the generic kind."""
+    return generic_app
 
 
 @pytest.fixture

@@ -14,9 +14,7 @@ from sqlalchemy import Date, bindparam, select, text
 from assistant.booking import results as r, service
 from assistant.booking.models import Booking, OutboxMessage, Patient, PatientLink, Suspension
 from assistant.booking.service import AddressInput, CodeHolder, IdentityInput, Staff
-from assistant.bootstrap import build, fixed_clock
-from tests.conftest import settings_for
-from tests.support import add_hospital, add_slot, local, person
+from tests.support import add_hospital, local, new_slot, person
 
 VISIT = date(2026, 12, 5)  # released 28 Nov 15:00, closes 4 Dec 16:00
 VICTIM_PHONE = AddressInput("phone", "+86 138 0000 0101")
@@ -24,19 +22,8 @@ ATTACKER = AddressInput("phone", "+86 139 0000 0202")
 DAUGHTER = AddressInput("telegram", "700100200")
 
 
-@pytest.fixture
-def depts(services):
-    with services.uow() as uow:
-        ids = add_hospital(uow.session)
-        uow.commit()
-    return ids
-
-
 def slot(services, dept, day=VISIT, hh=9, mm=0, **kw) -> int:
-    with services.uow() as uow:
-        slot_id = add_slot(uow.session, dept, day, hh, mm, **kw)
-        uow.commit()
-    return slot_id
+    return new_slot(services, dept, day, hh, mm, **kw)
 
 
 def book(services, who, slot_id, now, by, **kw) -> r.Booked | r.Refusal:
@@ -238,15 +225,6 @@ def test_refusals_never_tell_whether_an_id_number_is_on_file(services, depts, no
 
 
 # ---- 5. generic identities ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def generic_app(database_url, tmp_path, now):
-    settings, environ = settings_for(database_url, tmp_path / "instance",
-                                     ASSISTANT_IDENTITY_KINDS='["cn_resident_id", "generic"]')
-    built = build(settings, clock=fixed_clock(now), environ=environ)
-    yield built
-    built.close()
 
 
 def passport(number: str, country: str = "FR", name: str = "Marie Curie") -> IdentityInput:
