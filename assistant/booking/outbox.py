@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from assistant.booking.models import Booking, ChannelAddress, Department, OutboxMessage, Slot
+from assistant.booking.models import Booking, ChannelAddress, Department, OutboxMessage, Patient, Slot
 from assistant.booking.records import own_address_id
 
 # Message ids; assistant/notices.py holds their sentences.
@@ -41,10 +41,11 @@ def tell_patient(session: Session, booking: Booking, message: str, *, acting_add
     slot = session.get(Slot, booking.slot_id)
     department = session.get(Department, booking.department_id)
     address = session.get(ChannelAddress, own)
+    patient = session.get(Patient, booking.patient_id)
     session.add(OutboxMessage(
         address_id=own, patient_id=booking.patient_id, message=message,
         params=notice_params(booking.code, department.names, slot.starts_at, by_staff),
-        locale=address.locale, status="pending", attempts=0, created_at=now))
+        locale=address.locale or patient.locale, status="pending", attempts=0, created_at=now))
     return True
 
 
