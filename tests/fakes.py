@@ -196,7 +196,7 @@ class FakeBackend:
         return [info for info in infos if info is not None]
 
     def cancel(self, code, now, key, id_last4=None):
-        self.calls.append(f"cancel:{code}")
+        self.calls.append(f"cancel:{code}" + (f":by-code-holder:{id_last4}" if id_last4 else ""))
         if self.refuse_next is not None:
             refused, self.refuse_next = self.refuse_next, None
             return refused

@@ -796,3 +796,28 @@ def test_after_a_failure_the_next_message_is_answered():
         after = send(fake, failed.state, text)
         assert after.error is None, f"{text!r} after a failure: {after.error}"
         assert asks(after)
+
+
+# ---- a booking someone else made: its code and the ID's last four -------------------------------
+
+
+def test_a_booking_someone_else_made_is_found_by_code_and_last_four_and_cancelled():
+    fake = FakeBackend.demo()
+    seed_booking(fake)
+    fake.bookings_[0].mine = False  # a relative made it: this address can't list it
+    code = fake.bookings_[0].code
+    listed = drive(fake, (pick("bookings"),))
+    assert not any(value.startswith("code:") for _, value in listed.state.menu)
+    at_code = send(fake, listed.state, key_for(listed.state, "claim"))
+    at_last4 = send(fake, at_code.state, code.lower())
+    assert at_last4.state.step == Step.CLAIM_LAST4
+    wrong = send(fake, at_last4.state, "9999")
+    assert wrong.state.step == Step.BOOKINGS and wrong.state.claim_last4 is None
+    assert "No upcoming booking matches that code and ID ending." in says(wrong)
+    unknown = drive(fake, (pick("claim"), say("NOSUCHCD"), say(CN_ID[-4:])), turn=wrong)
+    assert says(unknown) == says(wrong)[:1]  # a wrong code and a wrong ending: the same words
+    found = drive(fake, (pick("claim"), say(code), say(CN_ID[-4:].lower())), turn=unknown)
+    assert found.state.step == Step.BOOKING_ACTION and found.state.claim_last4 == CN_ID[-4:]
+    done = drive(fake, (pick("cancel"), say("yes")), turn=found)
+    assert fake.calls == [f"cancel:{code}:by-code-holder:{CN_ID[-4:]}"]
+    assert done.state.claim_last4 is None and done.state.step == Step.MENU
