@@ -440,10 +440,13 @@ def chat(obj: Context, channel: str, address: str | None, lang: str | None, json
 
         ServiceBackend(app.services, channel, address).remember_locale(hint, None, app.clock())
 
-    def run_turn(channel_name, address_value, inbound):
-        return conversations.run_turn(app.services, channel_name, address_value, inbound, app.clock())
+    renderer = renderer_for(app)
 
-    session = ConsoleSession(channel, address, renderer_for(app), run_turn,
+    def run_turn(channel_name, address_value, inbound):
+        return conversations.run_turn(app.services, channel_name, address_value, inbound, app.clock(),
+                                      renderer)
+
+    session = ConsoleSession(channel, address, renderer, run_turn,
                              app.settings.default_locale, language_hint=hint)
     if jsonl:
         run_jsonl(session, sys.stdin, sys.stdout)

@@ -27,9 +27,10 @@ def address_for(channel: str, address: str) -> AddressInput:
 
 
 class ServiceBackend:
-    def __init__(self, ctx: ServiceContext, channel: str, address: str) -> None:
+    def __init__(self, ctx: ServiceContext, channel: str, address: str, renderer=None) -> None:
         self.ctx = ctx
         self.channel = channel
+        self.renderer = renderer  # channels.render.Renderer: labels as the patient sees them
         self.address = address_for(channel, address)
         # Caches for this one turn: the world doesn't change under a single message,
         # and a turn may ask the same question from several steps.
@@ -123,6 +124,9 @@ class ServiceBackend:
 
     def check_country(self, text: str, locale: str) -> str | None:
         return country_code(text, locale)
+
+    def label_text(self, label, locale: str) -> str | None:
+        return self.renderer.text(label, locale) if self.renderer is not None else None
 
     # -- changes
 

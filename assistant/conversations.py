@@ -38,7 +38,9 @@ class TurnResult:
 
 
 def run_turn(ctx: ServiceContext, channel: str, address: str, inbound: m.Inbound,
-             now: datetime) -> TurnResult:
+             now: datetime, renderer=None) -> TurnResult:
+    """`renderer` (channels.render.Renderer) lets the engine understand an option's
+    label sent back as the patient saw it (a tapped button)."""
     expiry = ctx.settings.conversation.expiry(channel)
     address_index = _address_index(ctx, channel, address)
     event_key = f"turn:{channel}:{inbound.event_id}" if inbound.event_id else None
@@ -48,7 +50,7 @@ def run_turn(ctx: ServiceContext, channel: str, address: str, inbound: m.Inbound
             return TurnResult(stored, replayed=True)
     for _ in range(SAVE_ATTEMPTS):
         state, version = _load(ctx, channel, address_index)
-        backend = ServiceBackend(ctx, channel, address)
+        backend = ServiceBackend(ctx, channel, address, renderer)
         turn = handle(state, inbound, backend, now, expiry=expiry)
         if turn.error:
             log.error("engine error in %s conversation %s: %s", channel, address_index[:12], turn.error)

@@ -7,6 +7,7 @@ slots only, capacity, refusals as typed values. Anything it can't decide it refu
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -21,6 +22,17 @@ TZ_NAME = "Asia/Shanghai"
 TZ = ZoneInfo(TZ_NAME)
 ID_KINDS = ("cn_resident_id", "generic")
 GENERIC_PATTERN = "^(?=.*[0-9])[A-Z0-9]{6,20}$"
+
+
+@functools.cache
+def shared_renderer():
+    """The real renderer and catalogs, so labels read as the patient would see them."""
+    from assistant.channels.render import Renderer
+    from assistant.config import LOCALES_DIR
+    from assistant.i18n import Catalogs, compile_catalogs
+
+    compile_catalogs(LOCALES_DIR)
+    return Renderer(Catalogs(LOCALES_DIR, default="en"), TZ_NAME)
 
 
 def check_char(first17: str) -> str:
@@ -152,6 +164,9 @@ class FakeBackend:
 
     def check_country(self, text, locale):
         return country_code(text, locale)
+
+    def label_text(self, label, locale):
+        return shared_renderer().text(label, locale)
 
     def book(self, who, slot_id, relation, now, key):
         self.calls.append(f"book:{slot_id}")

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from assistant.engine import flow
 from assistant.engine.flow import Step
 from assistant.engine.messages import (
-    End, Handoff, Inbound, InboundKind, Msg, N_, Names, Reply, Say, msg,
+    Ask, End, Handoff, Inbound, InboundKind, Msg, N_, Names, Reply, Say, msg,
 )
 from assistant.engine.parse import GlobalKey, normalise, parse_global_key, parse_language
 from assistant.engine.ports import Backend
@@ -157,8 +157,26 @@ def _enter(state: Conversation, step: str, ctx: Ctx, say: list[Msg], *, simple: 
         replies.extend(result.replies)
         if simple:
             replies.append(Say(msg(N_("Or choose 0 to talk to a person."))))
-        return _finish(result.state.with_(step=step), ctx, replies)
+        return _finish(result.state.with_(step=step, labels=_shown_labels(result, ctx)), ctx, replies)
     raise flow.FlowError(f"prompts kept skipping ahead from {step}")
+
+
+def _shown_labels(prompted: Prompted, ctx: Ctx) -> tuple[tuple[str, str], ...]:
+    """Each option's label in the words the patient sees, kept so that a label sent
+    back (a tapped button: "1 8:00 AM") picks its option."""
+    asks = [reply for reply in prompted.replies if isinstance(reply, Ask)]
+    if not asks:
+        return ()
+    locale = prompted.state.locale or ctx.hospital.default_locale
+    shown = []
+    for option in asks[-1].expect.options:
+        try:
+            text = ctx.backend.label_text(option.label, locale)
+        except Exception:  # a label we can't render is still chosen by its key
+            text = None
+        if text:
+            shown.append((option.key, text))
+    return tuple(shown)
 
 
 def _retry(state: Conversation, answer: Retry, ctx: Ctx) -> Turn:

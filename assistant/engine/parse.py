@@ -27,6 +27,7 @@ __all__ = [
     "DayPart",
     "GlobalKey",
     "match_option",
+    "parse_choice",
     "normalise",
     "parse_birth_date",
     "parse_date",
@@ -1074,16 +1075,6 @@ def _outermost_keys(spans: list[tuple[int, int, str]]) -> set[str]:
     return keys
 
 
-def _label_keys(folded: str, options: Sequence[tuple[str, Sequence[str]]]) -> set[str]:
-    spans = [
-        (start, end, key)
-        for key, labels in options
-        for label in labels
-        for start, end in _phrase_spans(folded, _fold(label))
-    ]
-    return _outermost_keys(spans)
-
-
 def _is_worth_a_prefix_match(folded: str) -> bool:
     if _is_unspaced(folded):
         return sum(_is_unspaced_char(ch) for ch in folded) >= 2
@@ -1108,20 +1099,79 @@ def _prefix_keys(folded: str, options: Sequence[tuple[str, Sequence[str]]]) -> s
     return keys
 
 
+# Words that may stand around a chosen number without making it part of a sentence:
+# "option 2", "number two please", "the second one", "我选三", "第二个", "la dos".
+_CHOICE_FILLERS = frozenset(_fold(word) for word in (
+    "option", "options", "number", "no", "num", "nr", "the", "that", "this", "one", "please",
+    "pls", "plz", "i", "ill", "id", "choose", "pick", "take", "want", "like", "would", "go",
+    "with", "is", "it", "its", "ok", "okay", "thanks", "thank", "you", "select", "press",
+    "opción", "opcion", "número", "numero", "la", "el", "lo", "por", "favor", "quiero",
+    "elijo", "escojo", "gracias", "de", "del",
+))
+_CHINESE_CHOICE_FILLERS = "我选要第个号的吧就请这那择挂呢啊"
+# A sign, a range, a fraction or a decimal around digits: not a menu number.
+_SIGNED_OR_RANGE = re.compile(r"(?:^|[^\w])[-+\u2212\u2013\u2014]\s*\d|\d\s*[-\u2013\u2014~/.,]\s*\d")
+
+
+def _is_bare_choice(folded: str) -> bool:
+    """Whether a message (with any option label blanked) is only a number and the
+    words people put around one: the number is then a choice. In a sentence ("I need 2
+    appointments for my heart") it never is."""
+    tokens = _TOKEN.findall(folded)
+    numbers = 0
+    for index, token in enumerate(tokens):
+        previous = tokens[index - 1] if index else ""
+        if token.isdecimal() or _DIGIT_ORDINAL.fullmatch(token):
+            numbers += 1
+        elif token == "one" and (previous in _ONE_IS_PRONOUN_AFTER or _DIGIT_ORDINAL.fullmatch(previous)):
+            continue
+        elif token in _NUMBER_WORDS:
+            numbers += 1
+        elif token in _CHOICE_FILLERS:
+            continue
+        elif _is_unspaced(token):
+            rest = "".join(ch for ch in token if ch not in _CHINESE_CHOICE_FILLERS)
+            if rest and not _CN_NUMERAL_RUN.fullmatch(rest):
+                return False
+            numbers += bool(rest)
+        else:
+            return False
+    return numbers >= 1
+
+
+def parse_choice(text: str) -> int | None:
+    """A menu number, when the message is a number and nothing more: "2", "option 2",
+    "the second one", "第二个", "la dos". Never a number inside a sentence, a signed
+    number ("-1"), a range ("1-2"), a decimal ("1.5") or an ID."""
+    if _SIGNED_OR_RANGE.search(unicodedata.normalize("NFKC", _clean(text or ""))):
+        return None
+    if not _is_bare_choice(_fold(text)):
+        return None
+    return parse_number(text)
+
+
 def match_option(text: str, options: Sequence[tuple[str, Sequence[str]]]) -> str | None:
-    """The key of the one option a message picks: the key itself ("2"), a number word
-    for it ("two", "第二个"), or one option's label or synonym anywhere in the message
-    (case- and accent-insensitive; Chinese as a substring). A number and a label that
-    disagree, or two labels, give None. If nothing matches, a message of 3+ letters
-    (2+ Chinese characters) that begins a word in exactly one label picks it."""
+    """The key of the one option a message picks: the key itself ("2"), a number for
+    it on its own ("two", "option 2", "第二个"; see parse_choice), or one option's label
+    or synonym anywhere in the message (case- and accent-insensitive; Chinese as a
+    substring). A number and a label that disagree, or two labels, give None. If
+    nothing matches, a message of 3+ letters (2+ Chinese characters) that begins a word
+    in exactly one label picks it."""
     folded = _fold(text)
     if not folded:
         return None
-    for key, _ in options:
-        if folded == _fold(key):
-            return key
-    keys = _label_keys(folded, options)
-    number = parse_number(text)
+    signed = _SIGNED_OR_RANGE.search(unicodedata.normalize("NFKC", _clean(text))) is not None
+    if not signed:
+        for key, _ in options:
+            if folded == _fold(key):
+                return key
+    spans = [(start, end, key) for key, labels in options for label in labels
+             for start, end in _phrase_spans(folded, _fold(label))]
+    keys = _outermost_keys(spans)
+    rest = folded
+    for start, end, _ in spans:
+        rest = _blank(rest, (start, end))
+    number = parse_choice(rest) if rest.strip() and not signed else None
     if number is not None:
         keys.update(key for key, _ in options if _is_number_key(key, number))
     if not keys:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Mapping, Protocol, Sequence
 
+from assistant.engine.messages import Msg
+
 
 @dataclass(frozen=True)
 class HospitalInfo:
@@ -139,6 +141,10 @@ class Backend(Protocol):
 
     def check_name(self, text: str) -> str | None:
         """The cleaned name, or None when it can't be a name."""
+
+    def label_text(self, label: Msg, locale: str) -> str | None:
+        """The words a patient sees for an option label, so that the label sent back
+        (a tapped Telegram button, a label typed out) is understood. None: unknown."""
 
     def check_country(self, text: str, locale: str) -> str | None:
         """An issuing country's ISO 3166 code from its name (in `locale` or English) or

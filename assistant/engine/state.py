@@ -48,6 +48,8 @@ class Conversation:
     rescheduling: bool = False
     resume: str | None = None  # the step to return to after choosing a language
     menu: tuple[tuple[str, str], ...] = ()  # option key -> value shown in the last prompt
+    # option key -> its label as the patient saw it, so a tapped button is understood
+    labels: tuple[tuple[str, str], ...] = ()
     page: int = 0
     retries: int = 0
     silences: int = 0
@@ -110,4 +112,5 @@ def _decode_conversation(data: dict[str, Any]) -> Conversation:
         if values.get(name):
             values[name] = datetime.fromisoformat(values[name])
     values["menu"] = tuple(tuple(pair) for pair in values.get("menu", ()))
+    values["labels"] = tuple(tuple(pair) for pair in values.get("labels", ()))
     return Conversation(**values)

@@ -94,9 +94,11 @@ def test_transcript(path, app):
     if transcript.lang:
         ServiceBackend(app.services, transcript.channel, address).remember_locale(
             transcript.lang, None, clock["now"])
+    renderer = renderer_for(app)
     session = ConsoleSession(
-        transcript.channel, address, renderer_for(app),
-        lambda channel, addr, inbound: conversations.run_turn(app.services, channel, addr, inbound, clock["now"]),
+        transcript.channel, address, renderer,
+        lambda channel, addr, inbound: conversations.run_turn(app.services, channel, addr, inbound,
+                                                              clock["now"], renderer),
         app.settings.default_locale)
     for step in transcript.steps:
         if isinstance(step, tuple):

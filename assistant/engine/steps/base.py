@@ -105,10 +105,13 @@ def ask_yes_no(state: Conversation, question: Msg, *, say: Sequence[Msg] = ()) -
 
 
 def menu_choice(state: Conversation, text: str, synonyms: dict[str, Sequence[str]] | None = None) -> str | None:
-    """The menu value an answer picks: by key, number word, or a synonym."""
+    """The menu value an answer picks: by key, number word, a synonym, or the label
+    as the patient saw it (a tapped button sends "key label")."""
     from assistant.engine.parse import match_option
 
-    options = [(key, list((synonyms or {}).get(value, ()))) for key, value in state.menu]
+    shown = dict(state.labels)
+    options = [(key, list((synonyms or {}).get(value, ())) + ([shown[key]] if key in shown else []))
+               for key, value in state.menu]
     key = match_option(text, options)
     return state.menu_value(key) if key is not None else None
 
