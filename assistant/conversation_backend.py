@@ -53,6 +53,8 @@ class ServiceBackend:
                 desk_hours=found.desk_hours if found else None,
                 identity_kinds=settings.identity.kinds,
                 language_names={code: _own_name(code) for code in settings.locales},
+                language_names_in={reply: {code: _name_in(code, reply) for code in settings.locales}
+                                   for reply in settings.locales},
                 generic_documents=settings.identity.generic_documents,
             )
         return self._hospital
@@ -216,6 +218,12 @@ def country_code(text: str, locale: str) -> str | None:
             if len(code) == 2 and code.isalpha() and fold(name) == wanted:
                 return code
     return None
+
+
+def _name_in(code: str, reply: str) -> str:
+    """A language's name in another language, from Babel's data ("zh_Hans" in en: Chinese)."""
+    name = babel_locale(code).get_language_name(babel_locale(reply)) or code
+    return name[:1].upper() + name[1:]
 
 
 def _own_name(code: str) -> str:

@@ -109,7 +109,10 @@ class FakeBackend:
         return ports.HospitalInfo(TZ_NAME, "en", self.locales, "+86 10 6512 0000",
                                   {"en": "Mon-Fri 8:00-17:00", "zh_Hans": "周一至周五 8:00-17:00",
                                    "es": "lun-vie 8:00-17:00"}, ("cn_resident_id", "generic"),
-                                  generic_documents=self.generic_documents)
+                                  generic_documents=self.generic_documents,
+                                  language_names_in={"en": {"zh_Hans": "Chinese", "es": "Spanish"},
+                                                     "es": {"zh_Hans": "Chino", "en": "Inglés"},
+                                                     "zh_Hans": {"en": "英语", "es": "西班牙语"}})
 
     def departments(self):
         return list(self.departments_)

@@ -17,7 +17,7 @@ from assistant.engine.flow import Step
 from assistant.engine.messages import (
     Ask, End, Handoff, Inbound, InboundKind, Msg, N_, Names, Reply, Say, msg,
 )
-from assistant.engine.parse import GlobalKey, normalise, parse_global_key, parse_language
+from assistant.engine.parse import GlobalKey, is_greeting, normalise, parse_global_key, parse_language
 from assistant.engine.ports import Backend
 from assistant.engine.state import Conversation
 from assistant.engine.steps import STEPS, language
@@ -28,6 +28,9 @@ __all__ = ["Turn", "handle", "Conversation", "Inbound"]
 MAX_FAILURES = 2  # after this many, ask more simply and offer a person
 TWILIO_OPT_OUT_LOOKALIKES = frozenset({"cancel"})
 LANGUAGE_KEY = "8"
+# Steps that take free text, where a greeting-like word could be the answer itself.
+TYPED_STEPS = frozenset({Step.ID_NUMBER, Step.NAME, Step.BIRTH_DATE, Step.ID_COUNTRY,
+                         Step.CLAIM_CODE, Step.CLAIM_LAST4})
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,9 @@ def _handle(state: Conversation | None, inbound: Inbound, backend: Backend, now:
     handlers = STEPS.get(state.step)
     if handlers is None:
         return _enter(state, Step.MENU, ctx, [])
+    if is_greeting(text) and state.step not in TYPED_STEPS:
+        # "hello" in the middle of a conversation means starting again, kindly.
+        return _begin(state.fresh(), ctx, greeting=N_("Hello again. Let us start from the beginning."))
     if normalise(text) in TWILIO_OPT_OUT_LOOKALIKES:
         # Twilio treats a lone CANCEL as an opt-out: we never give it a meaning of ours.
         return _retry(state, Retry(), ctx)
@@ -198,7 +204,8 @@ def _silence(state: Conversation, ctx: Ctx) -> Turn:
 def _begin(state: Conversation, ctx: Ctx, *, greeting: str, switch_line: bool = False) -> Turn:
     say = [msg(greeting)]
     if switch_line and len(ctx.hospital.locales) > 1:
-        say.append(language.switch_line(state.locale, ctx.hospital.locales, ctx.hospital.language_names))
+        say.append(language.switch_line(state.locale, ctx.hospital.locales, ctx.hospital.language_names,
+                                        ctx.hospital.language_names_in.get(state.locale)))
     return _enter(state, Step.MENU, ctx, say)
 
 

@@ -17,7 +17,6 @@ class Step:
     WHO = "who"
     ID_NUMBER = "id_number"
     NAME = "name"
-    BIRTH_CONFIRM = "birth_confirm"
     BIRTH_DATE = "birth_date"
     DEPARTMENT = "department"
     DAY = "day"
@@ -25,6 +24,7 @@ class Step:
     TIME = "time"
     SOONEST = "soonest"
     CONFIRM = "confirm"
+    FIX = "fix"
     BOOKINGS = "bookings"
     BOOKING_ACTION = "booking_action"
     CANCEL_CONFIRM = "cancel_confirm"
@@ -43,25 +43,28 @@ class StepSpec:
 
 S = Step
 TRANSITIONS: dict[str, StepSpec] = {
-    S.MENU: StepSpec(S.MENU, (S.WHO, S.SOONEST, S.BOOKINGS), "what would you like to do"),
+    S.MENU: StepSpec(S.MENU, (S.WHO, S.SOONEST, S.DEPARTMENT, S.BOOKINGS),
+                     "book again, book for a listed patient, book, my bookings (a new address: who)"),
     S.LANGUAGE: StepSpec(S.MENU, (S.MENU,), "choose a language (returns where it left)"),
-    S.WHO: StepSpec(S.MENU, (S.ID_NUMBER, S.DEPARTMENT), "for a linked patient, me, or someone else"),
+    S.WHO: StepSpec(S.MENU, (S.ID_NUMBER, S.DEPARTMENT, S.BOOKINGS), "for a linked patient, me, or someone else"),
     S.ID_NUMBER: StepSpec(S.WHO, (S.NAME, S.ID_DOCUMENT, S.ID_COUNTRY), "a new patient's ID number"),
     S.ID_DOCUMENT: StepSpec(S.ID_NUMBER, (S.ID_COUNTRY,), "a generic ID's document type"),
     S.ID_COUNTRY: StepSpec(S.ID_NUMBER, (S.NAME,), "a generic ID's issuing country"),
-    S.NAME: StepSpec(S.ID_NUMBER, (S.BIRTH_CONFIRM, S.BIRTH_DATE), "the name on the ID"),
-    S.BIRTH_CONFIRM: StepSpec(S.NAME, (S.DEPARTMENT, S.ID_NUMBER), "confirm the birth date read from the ID"),
+    S.NAME: StepSpec(S.ID_NUMBER, (S.DEPARTMENT, S.BIRTH_DATE), "the name on the ID"),
     S.BIRTH_DATE: StepSpec(S.NAME, (S.DEPARTMENT,), "the birth date, for IDs that don't carry it"),
-    S.DEPARTMENT: StepSpec(S.WHO, (S.DAY,), "which department (5 a page, or a word)"),
+    S.DEPARTMENT: StepSpec(S.WHO, (S.SOONEST, S.DAY), "which department (a word, or a menu)"),
     S.DAY: StepSpec(S.DEPARTMENT, (S.DAY_PART, S.TIME), "which day (listed, or free text)"),
     S.DAY_PART: StepSpec(S.DAY, (S.TIME,), "morning or afternoon"),
     S.TIME: StepSpec(S.DAY, (S.CONFIRM,), "which time"),
-    S.SOONEST: StepSpec(S.MENU, (S.CONFIRM, S.DAY), "book again: the soonest free times"),
-    S.CONFIRM: StepSpec(S.TIME, (S.MENU, S.DAY, S.ID_NUMBER), "read back, then book on yes"),
+    S.SOONEST: StepSpec(S.DEPARTMENT, (S.CONFIRM, S.DAY, S.TIME, S.SOONEST),
+                        "the soonest free times, another day, or a typed date or time"),
+    S.CONFIRM: StepSpec(S.SOONEST, (S.MENU, S.SOONEST, S.DAY, S.FIX, S.ID_NUMBER),
+                        "read back (with a new ID's birth date), then book on yes"),
+    S.FIX: StepSpec(S.CONFIRM, (S.SOONEST, S.ID_NUMBER), "after a no: the time, or the name or ID"),
     S.BOOKINGS: StepSpec(S.MENU, (S.BOOKING_ACTION, S.WHO, S.CLAIM_CODE), "list the bookings this address made"),
     S.CLAIM_CODE: StepSpec(S.BOOKINGS, (S.CLAIM_LAST4,), "a booking someone else made: its code"),
     S.CLAIM_LAST4: StepSpec(S.CLAIM_CODE, (S.BOOKING_ACTION, S.BOOKINGS), "… and the ID's last four characters"),
-    S.BOOKING_ACTION: StepSpec(S.BOOKINGS, (S.CANCEL_CONFIRM, S.DAY, S.BOOKINGS), "cancel or change one booking"),
+    S.BOOKING_ACTION: StepSpec(S.BOOKINGS, (S.CANCEL_CONFIRM, S.SOONEST, S.BOOKINGS), "cancel or change one booking"),
     S.CANCEL_CONFIRM: StepSpec(S.BOOKING_ACTION, (S.MENU,), "confirm the cancellation"),
 }
 

@@ -26,6 +26,8 @@ __all__ = [
     "MAX_INPUT_CHARS",
     "DayPart",
     "GlobalKey",
+    "is_greeting",
+    "match_label",
     "match_option",
     "parse_choice",
     "normalise",
@@ -209,6 +211,20 @@ def parse_global_key(text: str) -> GlobalKey | None:
         return keypad
     folded = _fold(text)
     return _KEYPAD_KEYS.get(folded) or _GLOBAL_KEY_BY_WORD.get(folded)
+
+
+# --- Greetings --------------------------------------------------------------------------
+
+_GREETINGS = frozenset(_fold(word) for word in (
+    "hello", "hi", "hey", "hello there", "hi there", "good morning", "good afternoon",
+    "good evening", "你好", "您好", "你们好", "喂", "早上好", "下午好", "晚上好", "哈喽",
+    "hola", "buenos días", "buenas tardes", "buenas noches", "buenas", "buen día", "saludos",
+))
+
+
+def is_greeting(text: str) -> bool:
+    """A message that is only a greeting ("hello", "你好", "hola", "Hi!")."""
+    return _fold(text) in _GREETINGS
 
 
 # --- Language ---------------------------------------------------------------------------
@@ -1148,6 +1164,15 @@ def parse_choice(text: str) -> int | None:
     if not _is_bare_choice(_fold(text)):
         return None
     return parse_number(text)
+
+
+def match_label(text: str, options: Sequence[tuple[str, Sequence[str]]]) -> str | None:
+    """The key of the one option whose whole label (or synonym) the message holds:
+    a tapped button, "1 Wed, Dec 2 8:00 AM". No numbers, no prefixes."""
+    folded = _fold(text)
+    spans = [(start, end, key) for key, labels in options for label in labels
+             for start, end in _phrase_spans(folded, _fold(label))]
+    return _only(_outermost_keys(spans))  # type: ignore[return-value]
 
 
 def match_option(text: str, options: Sequence[tuple[str, Sequence[str]]]) -> str | None:

@@ -25,6 +25,8 @@ class HospitalInfo:
     identity_kinds: tuple[str, ...]  # in the order to try them
     # Each language's name in itself ("中文", "Español"), to offer a switch.
     language_names: Mapping[str, str] = field(default_factory=dict)
+    # Each language's name in each other language ({"en": {"zh_Hans": "Chinese"}}).
+    language_names_in: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # Document types a generic ID may be (passport, …), when that kind is accepted.
     generic_documents: tuple[str, ...] = ("passport",)
 

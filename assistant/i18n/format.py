@@ -49,10 +49,11 @@ def format_date_long(value: Moment, locale: str, tz: Zone) -> str:
 
 
 def format_date_plain(value: Moment, locale: str, tz: Zone) -> str:
-    """A date without its weekday, for birth dates: "December 31, 1949",
-    "1949年12月31日", "31 de diciembre de 1949"."""
+    """A date without its weekday, for birth dates, short enough for a read-back that
+    also names the visit: "Dec 31, 1949", "1949年12月31日", "31 dic 1949". The month
+    stays a word."""
     day = _local_date(value, tz)
-    return _babel(lambda loc: format_date(day, "long", locale=loc), day, locale)
+    return _babel(lambda loc: format_date(day, "medium", locale=loc), day, locale)
 
 
 def format_date_short(value: Moment, locale: str, tz: Zone) -> str:

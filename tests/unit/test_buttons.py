@@ -48,7 +48,7 @@ def test_tapping_each_button_picks_what_its_key_picks(step, locale):
 
 
 NOT_OPTIONS = ["-1", "+1", "−1", "1.5", "1-2", "0.1", "1/2", "99", "I need 2 appointments",
-               "my 2 children are ill", "2 weeks ago", "call me at 1"]
+               "my 2 children are ill", "2 weeks ago", "room 1 is cold"]
 
 
 @pytest.mark.parametrize("text", NOT_OPTIONS)

@@ -50,35 +50,37 @@ def pick(value_prefix: str) -> tuple[str, str]:
     return ("pick", value_prefix)
 
 
-NEW_PATIENT = (pick("book"), pick("me"), say(CN_ID), say("Wang Fang"))
-TO_DEPARTMENT = NEW_PATIENT + (pick("yes"),)
-TO_CONFIRM = TO_DEPARTMENT + (pick("dept:1"), pick("2026-12-02"), pick("morning"), pick("slot:"))
+# A new address is asked straight away who the appointment is for (no menu to skip).
+NEW_PATIENT = (pick("me"), say(CN_ID), say("Wang Fang"))
+TO_DEPARTMENT = NEW_PATIENT  # the birth date is read back at the end, not asked
+TO_SOONEST = TO_DEPARTMENT + (pick("dept:1"),)
+TO_CONFIRM = TO_SOONEST + (pick("slot:"),)
 
+# How a new address (or, for NEEDS_A_BOOKING, one that booked before) reaches each step.
 ROUTES: dict[str, tuple[tuple[str, str], ...]] = {
     Step.MENU: (),
     Step.LANGUAGE: (say("8"),),
-    Step.WHO: (pick("book"),),
-    Step.ID_NUMBER: (pick("book"), pick("me")),
-    Step.NAME: (pick("book"), pick("me"), say(CN_ID)),
-    Step.BIRTH_CONFIRM: NEW_PATIENT,
-    Step.ID_DOCUMENT: (pick("book"), pick("me"), say(GENERIC_ID)),
-    Step.ID_COUNTRY: (pick("book"), pick("me"), say(GENERIC_ID), pick("passport")),
-    Step.BIRTH_DATE: (pick("book"), pick("me"), say(GENERIC_ID), pick("passport"), say("France"),
-                      say("Wang Fang")),
+    Step.WHO: (),
+    Step.ID_NUMBER: (pick("me"),),
+    Step.NAME: (pick("me"), say(CN_ID)),
+    Step.ID_DOCUMENT: (pick("me"), say(GENERIC_ID)),
+    Step.ID_COUNTRY: (pick("me"), say(GENERIC_ID), pick("passport")),
+    Step.BIRTH_DATE: (pick("me"), say(GENERIC_ID), pick("passport"), say("France"), say("Wang Fang")),
     Step.DEPARTMENT: TO_DEPARTMENT,
-    Step.DAY: TO_DEPARTMENT + (pick("dept:1"),),
-    Step.DAY_PART: TO_DEPARTMENT + (pick("dept:1"), pick("2026-12-02")),
-    Step.TIME: TO_DEPARTMENT + (pick("dept:1"), pick("2026-12-02"), pick("morning")),
+    Step.SOONEST: TO_SOONEST,
+    Step.DAY: TO_SOONEST + (pick("other_day"),),
+    Step.DAY_PART: TO_SOONEST + (pick("other_day"), pick("2026-12-02")),
+    Step.TIME: TO_SOONEST + (pick("other_day"), pick("2026-12-02"), pick("morning")),
     Step.CONFIRM: TO_CONFIRM,
+    Step.FIX: TO_CONFIRM + (pick("no"),),
     # These need a booking made earlier (see `seed_booking`).
-    Step.SOONEST: (pick("again:"),),
     Step.BOOKINGS: (pick("bookings"),),
     Step.BOOKING_ACTION: (pick("bookings"), pick("code:")),
     Step.CANCEL_CONFIRM: (pick("bookings"), pick("code:"), pick("cancel")),
     Step.CLAIM_CODE: (pick("bookings"), pick("claim")),
     Step.CLAIM_LAST4: (pick("bookings"), pick("claim"), say("CODE0001")),
 }
-NEEDS_A_BOOKING = {Step.SOONEST, Step.BOOKINGS, Step.BOOKING_ACTION, Step.CANCEL_CONFIRM}
+NEEDS_A_BOOKING = {Step.MENU, Step.BOOKINGS, Step.BOOKING_ACTION, Step.CANCEL_CONFIRM}
 
 
 def seed_booking(fake: FakeBackend, *, ref: int = 1, name: str = "Wang Fang", slot_id: int = 1,
@@ -88,6 +90,15 @@ def seed_booking(fake: FakeBackend, *, ref: int = 1, name: str = "Wang Fang", sl
         fake.link(ref, name, CN_ID[-4:], relation)
     fake.book(ref, slot_id, relation, now, None)
     fake.calls.clear()
+
+
+def home(fake: FakeBackend) -> str:
+    """Where a conversation starts: the menu, or for an address that has booked for no
+    one yet, the question who the appointment is for."""
+    return Step.MENU if fake.patients or fake.bookings_ else Step.WHO
+
+
+HOME_QUESTIONS = {Step.MENU: "What would you like to do?", Step.WHO: "Who is the appointment for?"}
 
 
 def key_for(state: Conversation, value_prefix: str) -> str:
@@ -302,13 +313,15 @@ def test_first_reply_language(text, hint, remembered, expected):
     turn = first_turn(text, hint=hint, remembered=remembered)
     assert turn.error is None
     assert turn.state.locale == expected
-    assert turn.state.step == Step.MENU
+    assert turn.state.step == Step.WHO  # a new address is asked who the booking is for
     assert switch_line(turn)
     assert asks(turn)
 
 
 @pytest.mark.parametrize("locale,others", [
-    ("en", "中文 / Español"), ("zh_Hans", "English / Español"), ("es", "English / 中文"),
+    # Latin-script replies name Chinese in their own language: "中文" would make an
+    # English SMS cost twice (UCS-2).
+    ("en", "Chinese / Español"), ("zh_Hans", "English / Español"), ("es", "English / Chino"),
 ])
 def test_first_reply_has_one_line_on_how_to_switch(locale, others):
     turn = first_turn("1", hint=locale)
@@ -395,7 +408,7 @@ def test_language_name_switches_from_any_step(step, start, name, expected):
 def test_language_step_takes_a_name_as_well_as_a_number():
     fake, turn = reach(Step.LANGUAGE)
     chosen = send(fake, turn.state, "español")
-    assert chosen.state.locale == "es" and chosen.state.step == Step.MENU
+    assert chosen.state.locale == "es" and chosen.state.step == home(fake)
     assert fake.locale == "es"
 
 
@@ -444,7 +457,8 @@ def test_star_goes_back_along_the_table(step, text):
     fake, turn = reach(step)
     back = send(fake, turn.state, text)
     assert back.error is None
-    assert back.state.step == TRANSITIONS[step].back
+    expected = TRANSITIONS[step].back
+    assert back.state.step == (home(fake) if expected == Step.MENU else expected)
     assert asks(back)
     assert back.state.retries == 0
 
@@ -455,8 +469,8 @@ def test_menu_returns_to_the_main_menu(step, text):
     fake, turn = reach(step)
     menu = send(fake, turn.state, text)
     assert menu.error is None
-    assert menu.state.step == Step.MENU
-    assert question_of(menu).text == "What would you like to do?"
+    assert menu.state.step == home(fake)
+    assert question_of(menu).text == HOME_QUESTIONS[home(fake)]
 
 
 @pytest.mark.parametrize("step", ALL_STEPS)
@@ -476,7 +490,7 @@ def test_stop_opts_out_until_start(step, text):
     assert started.error is None
     assert fake.opted_out is False
     assert not started.ended
-    assert started.state.step == Step.MENU
+    assert started.state.step == home(fake)
     assert says(started)[0] == "Welcome back. You will get our messages again."
     assert started.state.locale == "en"
 
@@ -486,7 +500,7 @@ def test_start_while_subscribed_begins_again_at_the_menu(step):
     fake, turn = reach(step, locale="es")
     started = send(fake, turn.state, "START")
     assert started.error is None
-    assert started.state.step == Step.MENU and started.state.locale == "es"
+    assert started.state.step == home(fake) and started.state.locale == "es"
     assert fake.opted_out is False
 
 
@@ -518,16 +532,16 @@ def test_plain_cancel_is_not_understood_where_cancelling_is_offered(step, text):
     assert says(reply)[0] == "Sorry, I did not understand."
 
 
-def test_back_from_a_soonest_read_back_does_not_say_the_time_was_taken():
+def test_back_from_a_soonest_read_back_returns_to_the_soonest_times():
     # "Book again" picks a slot from the soonest list, so no day was chosen; `*` at the
-    # read-back goes to the time step, which then finds no day to list.
+    # read-back offers the soonest times again, never "those times have just been taken".
     fake = FakeBackend.demo()
     seed_booking(fake)
     turn = drive(fake, (pick("again:"), pick("slot:")))
     back = send(fake, turn.state, "*")
     assert back.error is None
     assert "Sorry, those times have just been taken." not in says(back)
-    assert back.state.step == Step.TIME
+    assert back.state.step == Step.SOONEST
 
 
 def test_two_word_cancel_phrase_chooses_the_cancel_action():
@@ -586,14 +600,15 @@ def test_silence_repeats_once_then_hands_off(step):
 # ---- expiry --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("step", [Step.CONFIRM, Step.BIRTH_CONFIRM, Step.BOOKING_ACTION])
+@pytest.mark.parametrize("step", [Step.CONFIRM, Step.FIX, Step.BOOKING_ACTION])
 def test_expired_conversation_starts_over_keeping_the_language(step):
     fake, turn = reach(step, locale="zh_Hans")
     later = NOW + timedelta(hours=5)
     restarted = send(fake, turn.state, "1", now=later, expiry=timedelta(hours=4))
     assert restarted.error is None
     assert says(restarted)[0] == "Welcome back. Let us start again."
-    assert restarted.state.step == Step.MENU
+    # The menu, or (for an address with nothing booked yet) who the booking is for.
+    assert restarted.state.step == (Step.MENU if fake.bookings_ else Step.WHO)
     assert restarted.state.locale == "zh_Hans"
     assert restarted.state.draft is None and restarted.state.slot_id is None
     assert restarted.state.updated_at == later
@@ -616,13 +631,13 @@ DEADLINE = datetime(2026, 12, 1, 16, 0, tzinfo=TZ)
 # (rule, params, the step the patient lands on, the date the sentence must tell,
 #  whether it also gives the desk's number: only the desk can help with those)
 BOOKING_REFUSALS = [
-    ("slot_full", {}, Step.DAY, None, False),
-    ("not_yet_open", {"opens_at": OPENS_AT}, Step.DAY, OPENS_AT, False),
-    ("booking_closed", {}, Step.DAY, None, False),
-    ("quota_exceeded", {"quota": "per_department_per_day", "limit": 1}, Step.DAY, None, False),
-    ("quota_exceeded", {"quota": "per_visit_day", "limit": 2}, Step.DAY, None, False),
-    ("quota_exceeded", {"quota": "per_7_days", "limit": 3}, Step.DAY, None, False),
-    ("quota_exceeded", {"quota": "per_90_days", "limit": 5}, Step.DAY, None, True),
+    ("slot_full", {}, Step.SOONEST, None, False),
+    ("not_yet_open", {"opens_at": OPENS_AT}, Step.SOONEST, OPENS_AT, False),
+    ("booking_closed", {}, Step.SOONEST, None, False),
+    ("quota_exceeded", {"quota": "per_department_per_day", "limit": 1}, Step.SOONEST, None, False),
+    ("quota_exceeded", {"quota": "per_visit_day", "limit": 2}, Step.SOONEST, None, False),
+    ("quota_exceeded", {"quota": "per_7_days", "limit": 3}, Step.SOONEST, None, False),
+    ("quota_exceeded", {"quota": "per_90_days", "limit": 5}, Step.SOONEST, None, True),
     ("suspended", {"reason": "no_shows", "until": UNTIL}, Step.MENU, UNTIL, True),
     ("suspended", {"reason": "cancellations", "until": UNTIL}, Step.MENU, UNTIL, True),
     ("already_booked", {}, Step.MENU, None, False),
@@ -663,7 +678,7 @@ def test_refusal_becomes_a_kind_sentence_and_a_step_to_act_on(case):
     first = turn.replies[0]
     assert isinstance(first, Say)
     assert first.msg.text != GENERIC_REFUSAL
-    assert turn.state.step == expected_step
+    assert turn.state.step == (home(fake) if expected_step == Step.MENU else expected_step)
     assert isinstance(turn.replies[-1], Ask)  # the patient can act on it at once
     if moment is not None:
         whens = [v for v in first.msg.params.values() if isinstance(v, When)]
@@ -700,7 +715,7 @@ def test_unknown_refusal_still_gets_a_polite_sentence():
     fake, turn = refuse(Step.CONFIRM, "something_new", {})
     assert turn.error is None
     assert turn.replies[0].msg.text == GENERIC_REFUSAL
-    assert turn.state.step == Step.MENU
+    assert turn.state.step == home(fake)
 
 
 # ---- the happy paths the other tests rely on ------------------------------------------------------
@@ -731,7 +746,8 @@ def test_cancellation_needs_a_yes():
 
 def test_reschedule_reads_back_and_moves_the_booking():
     fake, turn = reach(Step.BOOKING_ACTION)
-    turn = drive(fake, (pick("change"), pick("2026-12-03"), pick("afternoon"), pick("slot:")), turn=turn)
+    turn = drive(fake, (pick("change"), pick("other_day"), pick("2026-12-03"), pick("afternoon"),
+                        pick("slot:")), turn=turn)
     assert turn.state.step == Step.CONFIRM and turn.state.rescheduling
     assert question_of(turn).text.startswith("Move the booking of {name}")
     moved = send(fake, turn.state, "1")
@@ -756,7 +772,8 @@ class BrokenBackend(FakeBackend):
 
 
 @pytest.mark.parametrize("method,step,text", [
-    ("open_days", Step.DEPARTMENT, "1"),
+    ("soonest_slots", Step.DEPARTMENT, "1"),
+    ("open_days", Step.SOONEST, "6"),  # "Another day"
     ("check_id_number", Step.ID_NUMBER, CN_ID),
     ("book", Step.CONFIRM, "1"),
     ("cancel", Step.CANCEL_CONFIRM, "1"),

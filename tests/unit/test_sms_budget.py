@@ -52,11 +52,11 @@ TODAY = date(2026, 12, 29)
 WEDNESDAY = "2026-12-30"
 WEDNESDAY_3PM = datetime(2026, 12, 30, 15, 0, tzinfo=TZ)
 PLAIN_YES_NO = {
-    "The ID says born on {date}. Is that right?",
     "Cancel the booking on {date} at {time}?",
 }
 READ_BACKS = {
     "Please check: {name}, {department}, {date} at {time}, ID ending {last4}. Book it?",
+    "Please check: {name}, born {born}, {department}, {date} at {time}, ID ending {last4}. Book it?",
     "Move the booking of {name} to {department}, {date} at {time}? ID ending {last4}.",
 }
 NAMES = {
@@ -116,14 +116,13 @@ def hospital(locale: str, *, linked: int = 0, self_linked: bool = True, bookings
 
 
 def new_patient(locale: str, *, family: bool = False, id_number: str = CN_ID):
+    """A new address is asked at once who the booking is for; then the ID and name."""
     generic = (pick("passport"), say("France")) if id_number == GENERIC_ID else ()
-    return (pick("book"), pick("other" if family else "me"), say(id_number)) + generic + (
-        say(NAMES[locale][0]),)
+    return (pick("other" if family else "me"), say(id_number)) + generic + (say(NAMES[locale][0]),)
 
 
 def to_confirm(locale: str, *, family: bool = False):
-    return new_patient(locale, family=family) + (
-        pick("yes"), pick("dept:1"), pick(WEDNESDAY), pick("morning"), pick("slot:"))
+    return new_patient(locale, family=family) + (pick("dept:1"), pick("slot:"))
 
 
 @dataclass(frozen=True)
@@ -183,7 +182,7 @@ def collect(locale: str) -> list[Case]:
     fake = hospital(locale, linked=4, bookings=1)
     c.keep("first message, book again", send(fake, None, "1", hint=locale, now=NOW))
     fake = hospital(OTHER_LOCALE[locale])
-    elsewhere = drive(fake, (pick("book"),), locale=OTHER_LOCALE[locale], now=NOW)
+    elsewhere = drive(fake, (), locale=OTHER_LOCALE[locale], now=NOW)
     c.then("switch by name", fake, elsewhere, OWN_NAME[locale])
     _, chooser = c.go("language step", (say("8"),), expect=Step.LANGUAGE)
 
@@ -191,18 +190,19 @@ def collect(locale: str) -> list[Case]:
     arrivals = {
         "menu": lambda: c_route(()),
         "language": lambda: c_route((say("8"),)),
-        "who (new address)": lambda: c_route((pick("book"),)),
-        "id_number": lambda: c_route((pick("book"), pick("me"))),
-        "name": lambda: c_route((pick("book"), pick("me"), say(CN_ID))),
-        "birth_confirm": lambda: c_route(new_patient(locale)),
+        "who (new address)": lambda: c_route(()),
+        "id_number": lambda: c_route((pick("me"),)),
+        "name": lambda: c_route((pick("me"), say(CN_ID))),
         "birth_date": lambda: c_route(new_patient(locale, id_number=GENERIC_ID)),
-        "id_document": lambda: c_route((pick("book"), pick("me"), say(GENERIC_ID))),
-        "id_country": lambda: c_route((pick("book"), pick("me"), say(GENERIC_ID), pick("passport"))),
+        "id_document": lambda: c_route((pick("me"), say(GENERIC_ID))),
+        "id_country": lambda: c_route((pick("me"), say(GENERIC_ID), pick("passport"))),
         "claim_code": lambda: c_route((pick("bookings"), pick("claim"))),
         "claim_last4": lambda: c_route((pick("bookings"), pick("claim"), say("CODE0001"))),
-        "department": lambda: c_route(new_patient(locale) + (pick("yes"),)),
-        "day": lambda: c_route(new_patient(locale) + (pick("yes"), pick("dept:1"))),
-        "day_part": lambda: c_route(new_patient(locale) + (pick("yes"), pick("dept:1"), pick(WEDNESDAY))),
+        "department": lambda: c_route(new_patient(locale)),
+        "soonest": lambda: c_route(new_patient(locale) + (pick("dept:1"),)),
+        "day": lambda: c_route(new_patient(locale) + (pick("dept:1"), pick("other_day"))),
+        "day_part": lambda: c_route(new_patient(locale) + (pick("dept:1"), pick("other_day"), pick(WEDNESDAY))),
+        "fix": lambda: c_route(to_confirm(locale) + (pick("no"),)),
         "time": lambda: c_route(to_confirm(locale)[:-1]),
         "confirm (read-back)": lambda: c_route(to_confirm(locale)),
         "soonest": lambda: c_route((pick("again:"),), fake=hospital(locale, linked=4, bookings=1)),
@@ -227,25 +227,26 @@ def collect(locale: str) -> list[Case]:
 
     # Someone else's details, and the pages behind "More".
     for label, route in {
-        "their id_number": (pick("book"), pick("other")),
-        "their name": (pick("book"), pick("other"), say(CN_ID)),
+        "their id_number": (pick("other"),),
+        "their name": (pick("other"), say(CN_ID)),
         "their birth_date": new_patient(locale, family=True, id_number=GENERIC_ID),
-        "their birth_confirm": new_patient(locale, family=True),
         "their read-back": to_confirm(locale, family=True),
-        "department page 2": new_patient(locale) + (pick("yes"), pick("more")),
-        "day page 2": new_patient(locale) + (pick("yes"), pick("dept:1"), pick("more")),
-        "time page 2": to_confirm(locale)[:-1] + (pick("more"),),
+        "department page 2": new_patient(locale) + (pick("more"),),
+        "day page 2": new_patient(locale) + (pick("dept:1"), pick("other_day"), pick("more")),
+        "time page 2": new_patient(locale) + (pick("dept:1"), pick("other_day"), pick(WEDNESDAY),
+                                              pick("morning"), pick("more")),
     }.items():
         c.go(label, route)
     c.go("bookings page 2", (pick("bookings"), pick("more")), fake=hospital(locale, linked=4, bookings=7))
     c.go("who page 2 (none is me)", (pick("book"), pick("more")),
          fake=hospital(locale, linked=4, self_linked=False))
-    c.go("linked patient's read-back", (pick("book"), pick("patient:1"), pick("dept:1"), pick(WEDNESDAY),
-                                        pick("morning"), pick("slot:")),
-         fake=hospital(locale, linked=4), expect=Step.CONFIRM)
+    fake, linked_readback = c.go("linked patient's read-back",
+                                 (pick("book"), pick("patient:1"), pick("dept:1"), pick("slot:")),
+                                 fake=hospital(locale, linked=4), expect=Step.CONFIRM)
+    c.then("linked patient's read-back: no", fake, linked_readback, "2")
 
     # Answers that need another try.
-    fake, at_id = c.go("id prompt", (pick("book"), pick("me")))
+    fake, at_id = c.go("id prompt", (pick("me"),))
     for label, text in {"checksum": CN_ID[:-1] + ("1" if CN_ID[-1] != "1" else "2"),
                         "length": "1101051950030700", "birth_date_invalid": BAD_BIRTH_ID,
                         "pattern": "??"}.items():
@@ -253,20 +254,28 @@ def collect(locale: str) -> list[Case]:
     id_ask = at_id.replies[-1]
     for reason, hint in ID_HINTS.items():  # also the hints the fake never gives
         c.cases.append(Case(f"id hint: {reason}", (Say(hint), id_ask)))
-    fake, at_name = c.go("name prompt", (pick("book"), pick("me"), say(CN_ID)))
+    fake, at_name = c.go("name prompt", (pick("me"), say(CN_ID)))
     c.then("name retry", fake, at_name, "123")
     fake, at_birth = c.go("birth date prompt", new_patient(locale, id_number=GENERIC_ID))
     c.then("birth date retry", fake, at_birth, "sometime")
     c.then("birth date in the future", fake, at_birth, "2030-01-01")
-    fake, at_birth_confirm = c.go("birth confirm prompt", new_patient(locale))
-    c.then("birth confirm: no", fake, at_birth_confirm, "2")
-    fake, at_department = c.go("department prompt", new_patient(locale) + (pick("yes"),))
+    fake, at_fix = c.go("fix prompt", to_confirm(locale) + (pick("no"),), expect=Step.FIX)
+    c.then("fix: the time", fake, at_fix, "1")
+    c.then("fix: the identity", fake, at_fix, "2")
+    c.then("fix retry", fake, at_fix, "xyzzy")
+    fake, at_soonest = c.go("soonest prompt", new_patient(locale) + (pick("dept:1"),), expect=Step.SOONEST)
+    c.then("soonest: a typed day", fake, at_soonest, WEDNESDAY)
+    c.then("soonest: a time not free", fake, at_soonest, "23:00")
+    c.then("soonest: afternoons", fake, at_soonest, "afternoon")
+    c.then("soonest: a day that opens later", fake, at_soonest, "2027-01-05")
+    c.then("greeting mid-conversation", fake, at_soonest, "hello")
+    fake, at_department = c.go("department prompt", new_patient(locale))
     c.then("department not found", fake, at_department, "xyzzy")
-    fake, at_document = c.go("document prompt", (pick("book"), pick("me"), say(GENERIC_ID)))
+    fake, at_document = c.go("document prompt", (pick("me"), say(GENERIC_ID)))
     c.then("document retry", fake, at_document, "xyzzy")
-    fake, at_country = c.go("country prompt", (pick("book"), pick("me"), say(GENERIC_ID), pick("passport")))
+    fake, at_country = c.go("country prompt", (pick("me"), say(GENERIC_ID), pick("passport")))
     c.then("country retry", fake, at_country, "Atlantis")
-    fake, at_id2 = c.go("id prompt (resident ID inside)", (pick("book"), pick("me")))
+    fake, at_id2 = c.go("id prompt (resident ID inside)", (pick("me"),))
     c.then("id retry: contains_resident_id", fake, at_id2, "A" + CN_ID)
 
     # A booking someone else made: found by its code and the ID's last four.
@@ -279,10 +288,11 @@ def collect(locale: str) -> list[Case]:
     fake.bookings_[0].mine = False
     _, at_last4 = c_route((pick("bookings"), pick("claim"), say(fake.bookings_[0].code)), fake=fake)
     c.then("claim found", fake, at_last4, CN_ID[-4:])
-    fake, at_day = c.go("day prompt", new_patient(locale) + (pick("yes"), pick("dept:1")))
+    fake, at_day = c.go("day prompt", new_patient(locale) + (pick("dept:1"), pick("other_day")))
     c.then("day opens later", fake, at_day, "2027-01-05")
     c.then("day without times", fake, at_day, "2027-02-10")
-    fake, at_time = c.go("time prompt", to_confirm(locale)[:-1])
+    fake, at_time = c.go("time prompt", new_patient(locale) + (pick("dept:1"), pick("other_day"),
+                                                               pick(WEDNESDAY), pick("morning")))
     c.then("time not free", fake, at_time, "11:00")
 
     # The read-back, and what a yes or a no leads to.
@@ -308,8 +318,8 @@ def collect(locale: str) -> list[Case]:
         fake.refuse_next = refused
         c.then(f"cancel refused: {refused.rule}", fake, at_cancel, "1")
     fake = hospital(locale, linked=4, bookings=1)
-    _, at_move = c.go("reschedule read-back", (pick("bookings"), pick("code:"), pick("change"), pick(WEDNESDAY),
-                                               pick("afternoon"), pick("slot:")), fake=fake, expect=Step.CONFIRM)
+    _, at_move = c.go("reschedule read-back", (pick("bookings"), pick("code:"), pick("change"), pick("slot:")),
+                      fake=fake, expect=Step.CONFIRM)
     c.then("rescheduled", fake, at_move, "1")
     fake = hospital(locale, linked=4, bookings=1)
     _, at_action = c_route((pick("bookings"), pick("code:")), fake=fake)
@@ -321,15 +331,15 @@ def collect(locale: str) -> list[Case]:
     fake = hospital(locale)
     c.go("no bookings", (pick("bookings"),), fake=fake)
     fake = hospital(locale)
-    _, at_dept = c_route(new_patient(locale) + (pick("yes"),), fake=fake)
+    _, at_dept = c_route(new_patient(locale), fake=fake)
     fake.slots = [s for s in fake.slots if s.department_id != 1]
     c.then("department without times", fake, at_dept, "1")
     fake = hospital(locale)
-    _, at_yes = c_route(new_patient(locale), fake=fake)
+    _, at_name = c_route(new_patient(locale)[:-1], fake=fake)
     fake.departments_ = []
-    c.then("no departments", fake, at_yes, "1")
+    c.then("no departments", fake, at_name, NAMES[locale][0])
     fake = hospital(locale)
-    _, at_part = c_route(new_patient(locale) + (pick("yes"), pick("dept:1"), pick(WEDNESDAY)), fake=fake)
+    _, at_part = c_route(new_patient(locale) + (pick("dept:1"), pick("other_day"), pick(WEDNESDAY)), fake=fake)
     for slot in fake.slots:
         slot.booked = slot.capacity
     c.then("times just taken", fake, at_part, "1")
@@ -513,9 +523,8 @@ def test_plain_yes_no_question_fits_in_one_segment(locale, renderer):
 
 @pytest.mark.parametrize("locale", LOCALES)
 def test_arriving_at_a_yes_no_question_sends_one_segment(locale, renderer):
-    arrivals = [c for c in cases(locale) if c.label in ("arrive birth_confirm", "arrive cancel_confirm",
-                                                        "their birth_confirm")]
-    assert len(arrivals) == 3
+    arrivals = [c for c in cases(locale) if c.label == "arrive cancel_confirm"]
+    assert len(arrivals) == 1
     for case in arrivals:
         rendered = render_sms(case.replies, locale, renderer)
         assert [count_segments(b).segments for b in rendered.messages] == [1], (case.label, rendered.messages)

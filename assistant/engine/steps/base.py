@@ -116,6 +116,16 @@ def menu_choice(state: Conversation, text: str, synonyms: dict[str, Sequence[str
     return state.menu_value(key) if key is not None else None
 
 
+def label_choice(state: Conversation, text: str) -> str | None:
+    """The menu value whose label, as the patient saw it, the message holds (a tapped
+    button): it wins over dates and times read from the same words."""
+    from assistant.engine.parse import match_label
+
+    shown = dict(state.labels)
+    key = match_label(text, [(key, [shown[key]]) for key, _ in state.menu if key in shown])
+    return state.menu_value(key) if key is not None else None
+
+
 def yes_no_answer(state: Conversation, text: str) -> bool | None:
     """Yes/no words in any language, or the 1/2 keys of the yes/no menu."""
     from assistant.engine.parse import parse_yes_no

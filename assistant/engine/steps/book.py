@@ -1,23 +1,27 @@
-"""Booking: department, day, morning or afternoon, time, read-back, then the code.
+"""Booking: department, the soonest free times, read-back, then the code.
 
-Rule: each question offers at most five choices plus "more", and also takes words
-("heart", "心内科", "tomorrow", "el lunes", "下午", "9:30"). Nothing is booked until the
-read-back (who, where, the date in full, the time and the ID's last four characters)
-gets a yes. Dates are the hospital's local days.
+Rule: after the department, one menu offers the soonest free times across days, with
+"another day" last (then a day, morning or afternoon, and a time). A typed date, time
+or part of the day ("tomorrow afternoon", "周三9点", "el lunes") works wherever a time is
+asked. Each question offers at most five choices plus "more", and also takes words
+("heart", "心内科"). Nothing is booked until the read-back (who, the birth date read from
+a new ID, where, the date in full, the time and the ID's last four characters) gets a
+yes. Dates are the hospital's local days.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import time
 
 from assistant.engine.flow import Step
 from assistant.engine.messages import N_, Msg, Names, When, msg
 from assistant.engine.ports import Done, NewPatient, Refused, SlotInfo
-from assistant.engine.state import Conversation
+from assistant.engine.state import Conversation, IdentityDraft
 from assistant.engine.steps import refusals
 from assistant.engine.steps.base import (
     SIMPLE_CHOICE, SIMPLE_YES_NO, Answer, Ctx, Go, PromptResult, Retry, StepHandlers, ask_menu,
-    ask_yes_no, label, managed_booking, menu_choice, yes_no_answer,
+    ask_yes_no, label, label_choice, managed_booking, menu_choice, yes_no_answer,
 )
 
 NOON = time(12, 0)
@@ -66,7 +70,7 @@ def department_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
         if choice is None:
             return Retry(msg(N_("I did not find that department.")))
     department_id = int(choice.split(":")[1])
-    return Go(Step.DAY, state.with_(department_id=department_id, day=None, page=0))
+    return Go(Step.SOONEST, state.with_(department_id=department_id, day=None, day_part=None, page=0))
 
 
 # ---- day ------------------------------------------------------------------------------------
@@ -97,14 +101,22 @@ def day_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
         if choice is None:
             return Retry()
         day = date_type.fromisoformat(choice)
-    if not ctx.backend.free_slots(state.department_id, day, ctx.now):
-        opens = ctx.backend.opens_at(state.department_id, day, ctx.now)
-        if opens is not None:
-            return Retry(msg(N_("Booking for {day} opens on {date} at {time}."), day=When(day, "date"),
-                             date=When(opens, "date"), time=When(opens, "time")), counts_as_failure=False)
-        return Retry(msg(N_("There are no free times on {day}."), day=When(day, "date")),
-                     counts_as_failure=False)
+    unavailable = _day_unavailable(state, ctx, day)
+    if unavailable is not None:
+        return unavailable
     return Go(Step.DAY_PART, state.with_(day=day, day_part=None, page=0))
+
+
+def _day_unavailable(state: Conversation, ctx: Ctx, day) -> Retry | None:
+    """Why a day can't be booked (when it opens, or that it is full), or None."""
+    if ctx.backend.free_slots(state.department_id, day, ctx.now):
+        return None
+    opens = ctx.backend.opens_at(state.department_id, day, ctx.now)
+    if opens is not None:
+        return Retry(msg(N_("Booking for {day} opens on {date} at {time}."), day=When(day, "date"),
+                         date=When(opens, "date"), time=When(opens, "time")), counts_as_failure=False)
+    return Retry(msg(N_("There are no free times on {day}."), day=When(day, "date")),
+                 counts_as_failure=False)
 
 
 # ---- morning or afternoon ---------------------------------------------------------------------
@@ -153,9 +165,7 @@ def time_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
 
 
 def time_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
-    from assistant.engine.parse import parse_time
-
-    wanted = None if _is_bare_number(text) else parse_time(text)
+    wanted = typed_time(text)
     if wanted is None:
         choice = menu_choice(state, text)
         if choice == "more":
@@ -163,26 +173,25 @@ def time_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
         if choice is None:
             return Retry()
         return _chose_slot(state, choice, ctx)
-    slots = _slots_of_day(state, ctx)
-    matching = _starting_at(ctx, slots, wanted)
-    if not matching and wanted.hour < 12 and (wanted.hour < 7 or state.day_part == "afternoon"):
-        # "2" or "at 2" in a clinic means two in the afternoon, never 02:00.
-        matching = _starting_at(ctx, slots, wanted.replace(hour=wanted.hour + 12))
+    matching = _at_time(ctx, _slots_of_day(state, ctx), wanted, state.day_part)
     if not matching:
         return Retry(msg(N_("That time is not free. Please choose one from the list.")),
                      counts_as_failure=False)
     return Go(Step.CONFIRM, state.with_(slot_id=matching[0].id, slot_start=matching[0].starts_at))
 
 
-TIME_MARKERS = (":", ".", "点", "時", "时", "am", "pm", "a.m", "p.m", "las ", "la una", "h", "上午", "下午", "中午")
+# A clock time is read only where the message says it is one: "9:30", "2pm", "两点",
+# "a las dos", "at 2". A bare "2" is a menu number, and "my 2 children" is neither.
+_TIME_SAID = re.compile(
+    r"\d\s*[:.：点點时時h]|\d\s*(?:am|pm|a\.m|p\.m)\b|\b(?:am|pm|at|oclock|o'clock)\b|"
+    r"\blas?\s|\bla una\b|[点點时時]|上午|下午|中午|早上|晚上")
 
 
-def _is_bare_number(text: str) -> bool:
-    """"2", "two", "2 please" pick menu option 2; "2pm", "两点", "a las dos" are times."""
-    from assistant.engine.parse import normalise, parse_number
+def typed_time(text: str):
+    """The clock time a message says, or None."""
+    from assistant.engine.parse import normalise, parse_time
 
-    folded = normalise(text)
-    return parse_number(text) is not None and not any(marker in folded for marker in TIME_MARKERS)
+    return parse_time(text) if _TIME_SAID.search(normalise(text)) else None
 
 
 def _starting_at(ctx: Ctx, slots: list[SlotInfo], wanted: time) -> list[SlotInfo]:
@@ -208,9 +217,10 @@ def soonest_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
     taken = {ctx.local(b.starts_at).date() for b in ctx.backend.bookings(ctx.now)
              if b.patient_ref == state.patient_ref and b.department_id == state.department_id}
     slots = [s for s in ctx.backend.soonest_slots(state.department_id, ctx.now, 5 + 40)
-             if ctx.local(s.starts_at).date() not in taken][:5]
+             if ctx.local(s.starts_at).date() not in taken
+             and state.day_part in (None, _part(ctx, s))][:5]
     if not slots:
-        return Go(Step.DAY, state.with_(page=0))
+        return Go(Step.DAY, state.with_(page=0, day_part=None))
     items = [(f"slot:{s.id}:{s.starts_at.isoformat()}",
               msg("{date} {time}", date=When(s.starts_at, "date_short"), time=When(s.starts_at, "time")))
              for s in slots]
@@ -219,12 +229,50 @@ def soonest_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
 
 
 def soonest_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
+    from assistant.engine.parse import DayPart, parse_date, parse_day_part
+
+    tapped = label_choice(state, text)
+    if tapped is not None:
+        return Go(Step.DAY, state.with_(page=0, day_part=None)) if tapped == "other_day" else \
+            _chose_slot(state, tapped, ctx)
+    # A date, time or part of the day in words wins over a menu number inside it.
+    day = parse_date(text, ctx.today, day_first=state.locale == "es")
+    wanted = typed_time(text)
+    part = {DayPart.MORNING: "morning", DayPart.AFTERNOON: "afternoon"}.get(parse_day_part(text))
+    if day is not None:
+        unavailable = _day_unavailable(state, ctx, day)
+        if unavailable is not None:
+            return unavailable
+        on_day = state.with_(day=day, day_part=part, page=0)
+        if wanted is None:
+            return Go(Step.TIME, on_day)
+        matching = _at_time(ctx, list(ctx.backend.free_slots(state.department_id, day, ctx.now)), wanted, part)
+        if not matching:
+            return Go(Step.TIME, on_day, say=(msg(N_("That time is not free. Please choose one from the list.")),))
+        return _chose_slot(state, f"slot:{matching[0].id}:{matching[0].starts_at.isoformat()}", ctx)
+    if wanted is not None:
+        soonest = list(ctx.backend.soonest_slots(state.department_id, ctx.now, 5 + 40))
+        matching = _at_time(ctx, soonest, wanted, part)
+        if not matching:
+            return Retry(msg(N_("That time is not free. Please choose one from the list.")),
+                         counts_as_failure=False)
+        return _chose_slot(state, f"slot:{matching[0].id}:{matching[0].starts_at.isoformat()}", ctx)
     choice = menu_choice(state, text)
+    if choice is None and part is not None:
+        return Go(Step.SOONEST, state.with_(day_part=part, page=0))
     if choice is None:
         return Retry()
     if choice == "other_day":
-        return Go(Step.DAY, state.with_(page=0))
+        return Go(Step.DAY, state.with_(page=0, day_part=None))
     return _chose_slot(state, choice, ctx)
+
+
+def _at_time(ctx: Ctx, slots: list[SlotInfo], wanted: time, part: str | None) -> list[SlotInfo]:
+    matching = _starting_at(ctx, slots, wanted)
+    if not matching and wanted.hour < 12 and (wanted.hour < 7 or part == "afternoon"):
+        # "2" or "at 2" in a clinic means two in the afternoon, never 02:00.
+        matching = _starting_at(ctx, slots, wanted.replace(hour=wanted.hour + 12))
+    return matching
 
 
 # ---- read-back and booking ----------------------------------------------------------------------
@@ -254,6 +302,12 @@ def confirm_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
         question = msg(N_("Move the booking of {name} to {department}, {date} at {time}? ID ending {last4}."),
                        name=name, department=department, date=When(when, "date"),
                        time=When(when, "time"), last4=last4)
+    elif state.patient_ref is None and state.draft is not None and state.draft.birth_date:
+        # A new identity: its birth date is read back here, not asked on its own.
+        question = msg(N_("Please check: {name}, born {born}, {department}, {date} at {time}, ID ending {last4}. Book it?"),
+                       name=name, born=When(state.draft.birth_date, "birth_date"),
+                       department=department, date=When(when, "date"),
+                       time=When(when, "time"), last4=last4)
     else:
         question = msg(N_("Please check: {name}, {department}, {date} at {time}, ID ending {last4}. Book it?"),
                        name=name, department=department, date=When(when, "date"),
@@ -266,8 +320,11 @@ def confirm_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
     if answer is None:
         return Retry()
     if not answer:
-        return Go(Step.DAY, state.with_(page=0, slot_id=None, slot_start=None),
-                  say=(msg(N_("Nothing was booked. Let us choose again.")),))
+        unbooked = state.with_(page=0, slot_id=None, slot_start=None)
+        if state.patient_ref is None and state.draft is not None and not state.rescheduling:
+            # The name or the birth date may be what's wrong: ask what to change.
+            return Go(Step.FIX, unbooked, say=(msg(N_("Nothing was booked.")),))
+        return Go(Step.SOONEST, unbooked, say=(msg(N_("Nothing was booked. Let us choose again.")),))
     key = ctx.inbound.event_id
     if state.rescheduling:
         outcome = ctx.backend.reschedule(state.booking_code, state.slot_id, ctx.now, key,
@@ -309,7 +366,30 @@ def _booked_sentences(state: Conversation, outcome: Done) -> tuple[Msg, ...]:
     return (first, msg(N_("Please bring the ID card and this code to the hospital.")))
 
 
+# ---- after a "no" at the read-back of a new identity ------------------------------------------
+
+
+def fix_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
+    return ask_menu(state, msg(N_("What should change?")),
+                    [("time", msg(N_("The day or time"))), ("identity", msg(N_("The name or ID number")))])
+
+
+def fix_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
+    choice = menu_choice(state, text, FIX_WORDS)
+    if choice is None:
+        return Retry()
+    if choice == "time":
+        return Go(Step.SOONEST, state.with_(page=0))
+    return Go(Step.ID_NUMBER, state.with_(draft=IdentityDraft(), page=0))
+
+
+FIX_WORDS = {"time": ["time", "day", "date", "时间", "日期", "hora", "día", "dia", "fecha"],
+             "identity": ["name", "id", "birth", "born", "名字", "姓名", "身份证", "生日", "nombre",
+                          "documento", "nacimiento"]}
+
+
 STEPS = {
+    Step.FIX: StepHandlers(fix_prompt, fix_answer, SIMPLE_CHOICE),
     Step.DEPARTMENT: StepHandlers(department_prompt, department_answer, SIMPLE_CHOICE),
     Step.DAY: StepHandlers(day_prompt, day_answer, SIMPLE_CHOICE),
     Step.DAY_PART: StepHandlers(day_part_prompt, day_part_answer, SIMPLE_CHOICE),

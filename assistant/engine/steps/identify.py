@@ -3,7 +3,7 @@
 Rule: a returning address picks from the patients it has booked for ("1 Wang Fang,
 2 Li Wei, 3 someone else"). A new patient gives an ID number, the name on it and a
 birth date; a Chinese resident ID carries the birth date, which the final read-back
-names. A generic ID (a passport, when the hospital accepts them) also needs its document
+names for a yes (a wrong one there leads back to the ID number). A generic ID (a passport, when the hospital accepts them) also needs its document
 type and issuing country. The backend checks each field as it arrives, so a typo is
 caught at once, not at the end. Nothing said here tells whether an ID number is on file.
 """
@@ -13,13 +13,16 @@ from __future__ import annotations
 from dataclasses import replace
 
 from assistant.engine.flow import Step
-from assistant.engine.messages import N_, Msg, When, msg
+from assistant.engine.messages import N_, Msg, msg
 from assistant.engine.state import Conversation, IdentityDraft
 from assistant.engine.steps.base import (
-    SIMPLE_CHOICE, SIMPLE_YES_NO, Answer, Ctx, Go, Prompted, PromptResult, Retry, StepHandlers,
-    ask_menu, ask_yes_no, menu_choice, yes_no_answer,
+    SIMPLE_CHOICE, Answer, Ctx, Go, Prompted, PromptResult, Retry, StepHandlers, ask_menu,
+    menu_choice,
 )
 from assistant.engine.messages import Ask, Expect, ExpectKind
+
+# "my bookings" in each language, also understood where a new address is asked who.
+MENU_BOOKINGS_WORDS = ["my bookings", "bookings", "我的预约", "mis citas"]
 
 WHO_WORDS = {
     "me": ["me", "myself", "for me", "我", "我自己", "自己", "本人", "yo", "para mí", "para mi", "mí"],
@@ -54,13 +57,18 @@ def who_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
     if not any(p.relation == "self" for p in linked):
         items.append(("me", msg(N_("For me"))))
     items.append(("other", msg(N_("For someone else"))))
+    if not linked:
+        # A new address skipped the menu: its bookings (made for it by others) are here.
+        items.append(("bookings", msg(N_("My bookings: check, cancel or change"))))
     return ask_menu(state, msg(N_("Who is the appointment for?")), items)
 
 
 def who_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
-    choice = menu_choice(state, text, WHO_WORDS)
+    choice = menu_choice(state, text, {**WHO_WORDS, "bookings": MENU_BOOKINGS_WORDS})
     if choice is None:
         return Retry()
+    if choice == "bookings":
+        return Go(Step.BOOKINGS, state.with_(page=0))
     if choice.startswith("patient:"):
         return Go(Step.DEPARTMENT, state.with_(patient_ref=int(choice.split(":")[1]),
                                                relation="linked", draft=None))
@@ -134,27 +142,12 @@ def name_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
     if name is None:
         return Retry(msg(N_("Please send the name in letters, as written on the ID card.")))
     draft = replace(state.draft or IdentityDraft(), name=name)
-    step = Step.BIRTH_CONFIRM if draft.birth_date else Step.BIRTH_DATE
+    # A resident ID carries the birth date: the final read-back names it for a yes.
+    step = Step.DEPARTMENT if draft.birth_date else Step.BIRTH_DATE
     return Go(step, state.with_(draft=draft))
 
 
 # ---- birth date ----------------------------------------------------------------------------
-
-
-def birth_confirm_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
-    born = state.draft.birth_date if state.draft else None
-    return ask_yes_no(state, msg(N_("The ID says born on {date}. Is that right?"),
-                                 date=When(born, "birth_date")))
-
-
-def birth_confirm_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
-    answer = yes_no_answer(state, text)
-    if answer is None:
-        return Retry()
-    if answer:
-        return Go(Step.DEPARTMENT, state)
-    return Go(Step.ID_NUMBER, state.with_(draft=IdentityDraft()),
-              say=(msg(N_("Then the ID number may have a typo. Let us try it again.")),))
 
 
 def birth_date_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
@@ -181,7 +174,6 @@ STEPS = {
     Step.ID_NUMBER: StepHandlers(id_prompt, id_answer, msg(N_(
         "Please send only the digits of the ID number, and X if it ends with X. On a phone keypad, press * for X."))),
     Step.NAME: StepHandlers(name_prompt, name_answer, msg(N_("Please send only the name, as on the ID card."))),
-    Step.BIRTH_CONFIRM: StepHandlers(birth_confirm_prompt, birth_confirm_answer, SIMPLE_YES_NO),
     Step.BIRTH_DATE: StepHandlers(birth_date_prompt, birth_date_answer, msg(N_(
         "Please send the date of birth like this: 1950-03-07."))),
 }

@@ -84,11 +84,25 @@ def guess(text: str, language_hint: str | None, remembered: str | None,
     return default
 
 
-def switch_line(current: str, supported: Sequence[str], names: Mapping[str, str] | None = None) -> Msg:
-    """One short line telling how to switch, in the other languages' own words."""
+def switch_line(current: str, supported: Sequence[str], names: Mapping[str, str] | None = None,
+                names_in_current: Mapping[str, str] | None = None) -> Msg:
+    """One short line telling how to switch, in the other languages' own words. In a
+    language written in Latin letters, a name in another script ("中文") is given in
+    the current language instead ("Chinese"): it would make an English SMS cost twice."""
     others = [code for code in supported if code != current]
+
+    def shown(code: str) -> str:
+        name = own_name(code, names)
+        if _is_latin(own_name(current, names)) and not _is_latin(name):
+            return (names_in_current or {}).get(code) or name
+        return name
+
     return msg(N_("Other languages: {languages} (or press 8)"),
-               languages=" / ".join(own_name(code, names) for code in others))
+               languages=" / ".join(shown(code) for code in others))
+
+
+def _is_latin(text: str) -> bool:
+    return all(ord(ch) < 0x250 for ch in text)
 
 
 def prompt(state: Conversation, ctx: Ctx) -> PromptResult:

@@ -120,8 +120,8 @@ def action_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
                   say=(msg(N_("That booking can no longer be changed.")),))
     if choice == "cancel":
         return Go(Step.CANCEL_CONFIRM, state)
-    return Go(Step.DAY, state.with_(rescheduling=True, department_id=booking.department_id,
-                                    patient_ref=booking.patient_ref, page=0))
+    return Go(Step.SOONEST, state.with_(rescheduling=True, department_id=booking.department_id,
+                                        patient_ref=booking.patient_ref, day_part=None, page=0))
 
 
 def cancel_prompt(state: Conversation, ctx: Ctx) -> PromptResult:

@@ -34,12 +34,12 @@ def explain(refused: Refused) -> tuple[Msg, str]:
     p = refused.params
     rule = refused.rule
     if rule == "slot_full":
-        return msg(N_("Sorry, that time has just been taken. Please choose another.")), Step.DAY
+        return msg(N_("Sorry, that time has just been taken. Please choose another.")), Step.SOONEST
     if rule == "not_yet_open":
         return (msg(N_("Booking for that day opens on {date} at {time}."),
-                    date=When(p["opens_at"], "date"), time=When(p["opens_at"], "time")), Step.DAY)
+                    date=When(p["opens_at"], "date"), time=When(p["opens_at"], "time")), Step.SOONEST)
     if rule == "booking_closed":
-        return msg(N_("Booking for that day has closed. Please choose a later day.")), Step.DAY
+        return msg(N_("Booking for that day has closed. Please choose a later day.")), Step.SOONEST
     if rule == "quota_exceeded":
         if p.get("by_others"):
             # Someone else's bookings in her name fill it: say how to free them.
@@ -47,7 +47,7 @@ def explain(refused: Refused) -> tuple[Msg, str]:
                            "To free one, cancel it with the code from the message we sent, or call the desk.")),
                     Step.MENU)
         text = QUOTA_SENTENCES.get(str(p.get("quota")), QUOTA_SENTENCES["per_visit_day"])
-        return msg(text, limit=int(p.get("limit", 0))), Step.DAY
+        return msg(text, limit=int(p.get("limit", 0))), Step.SOONEST
     if rule == "suspended":
         if p.get("scope") == "address":
             text = (N_("This number can't book for now: bookings made from it were missed. It can book again from {date}.")
