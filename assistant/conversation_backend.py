@@ -56,13 +56,14 @@ class ServiceBackend:
                 language_names_in={reply: {code: _name_in(code, reply) for code in settings.locales}
                                    for reply in settings.locales},
                 generic_documents=settings.identity.generic_documents,
+                department_groups=found.department_groups if found else (),
             )
         return self._hospital
 
     def departments(self) -> Sequence[ports.DepartmentInfo]:
         if self._departments is None:
             self._departments = [
-                ports.DepartmentInfo(d.id, d.names, d.keywords)
+                ports.DepartmentInfo(d.id, d.names, d.keywords, d.group)
                 for d in service.list_departments(self.ctx)
             ]
         return self._departments

@@ -69,6 +69,7 @@ class FakeBackend:
     refuse_next: ports.Refused | None = None
     locales: tuple[str, ...] = ("en", "zh_Hans", "es")
     generic_documents: tuple[str, ...] = ("passport", "travel_permit")
+    groups: tuple = ()
     calls: list[str] = field(default_factory=list)
     _codes: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -100,6 +101,26 @@ class FakeBackend:
                     backend.slots.append(FakeSlot(next(slot_ids), dept.id, starts, 2, 0, release))
         return backend
 
+    @classmethod
+    def from_hospital_file(cls, path, today: date = date(2026, 12, 1)) -> "FakeBackend":
+        """A hospital file's departments, areas and synonyms (config/large_hospital.toml),
+        each with the demo's weekday slots."""
+        import tomllib
+
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+        backend = cls.demo(today)
+        backend.departments_ = [
+            ports.DepartmentInfo(index + 1, d["names"], d.get("keywords", {}), d.get("group"))
+            for index, d in enumerate(data["departments"])]
+        backend.groups = tuple((g["code"], g["names"]) for g in data.get("groups", ()))
+        template = [slot for slot in backend.slots if slot.department_id == 1]
+        backend.slots = [FakeSlot(n * len(template) + k + 1, dept.id, slot.starts_at, slot.capacity,
+                                  0, slot.release_at)
+                         for n, dept in enumerate(backend.departments_)
+                         for k, slot in enumerate(template)]
+        return backend
+
     def link(self, ref: int, name: str, last4: str = "002X", relation: str = "self") -> None:
         self.patients[ref] = ports.PatientInfo(ref, name, last4, relation)
 
@@ -110,6 +131,7 @@ class FakeBackend:
                                   {"en": "Mon-Fri 8:00-17:00", "zh_Hans": "周一至周五 8:00-17:00",
                                    "es": "lun-vie 8:00-17:00"}, ("cn_resident_id", "generic"),
                                   generic_documents=self.generic_documents,
+                                  department_groups=self.groups,
                                   language_names_in={"en": {"zh_Hans": "Chinese", "es": "Spanish"},
                                                      "es": {"zh_Hans": "Chino", "en": "Inglés"},
                                                      "zh_Hans": {"en": "英语", "es": "西班牙语"}})

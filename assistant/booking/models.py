@@ -81,6 +81,9 @@ class Hospital(Base):
     desk_phone: Mapped[str | None] = mapped_column(String(32))
     desk_hours: Mapped[dict[str, str] | None] = mapped_column(JSON)  # locale -> text
     policy_overrides: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Areas that group departments in the menu of a large hospital, in order:
+    # [{"code": "medicine", "names": {locale: name}}, ...]; empty for a small one.
+    department_groups: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
     departments: Mapped[list["Department"]] = relationship(back_populates="hospital")
 
@@ -97,6 +100,7 @@ class Department(Base):
     policy_overrides: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     sort_order: Mapped[int] = mapped_column(default=0)
     active: Mapped[bool] = mapped_column(default=True)
+    group_code: Mapped[str | None] = mapped_column(String(64))  # one of the hospital's groups
 
     hospital: Mapped[Hospital] = relationship(back_populates="departments")
 

@@ -48,7 +48,7 @@ def list_departments(ctx: ServiceContext) -> list[r.DepartmentView]:
             .order_by(Department.sort_order, Department.id)
         ).all()
         return [
-            r.DepartmentView(d.id, d.code, dict(d.names), dict(d.keywords or {}), tz)
+            r.DepartmentView(d.id, d.code, dict(d.names), dict(d.keywords or {}), tz, d.group_code)
             for d, tz in rows
         ]
 
@@ -272,6 +272,7 @@ class HospitalView:
     timezone: str
     desk_phone: str | None
     desk_hours: dict[str, str] | None
+    department_groups: tuple[tuple[str, dict[str, str]], ...] = ()  # (code, names), in order
 
 
 def hospital(ctx: ServiceContext) -> HospitalView | None:
@@ -281,7 +282,8 @@ def hospital(ctx: ServiceContext) -> HospitalView | None:
         if found is None:
             return None
         return HospitalView(found.code, dict(found.names), found.timezone, found.desk_phone,
-                            dict(found.desk_hours) if found.desk_hours else None)
+                            dict(found.desk_hours) if found.desk_hours else None,
+                            tuple((g["code"], dict(g["names"])) for g in found.department_groups or ()))
 
 
 def last_booked(ctx: ServiceContext, address: AddressInput) -> tuple[r.LinkedPatient, r.DepartmentView] | None:

@@ -22,6 +22,7 @@ class DepartmentView:
     names: dict[str, str]
     keywords: dict[str, list[str]]
     hospital_timezone: str
+    group: str | None = None
 
 
 @dataclass(frozen=True)

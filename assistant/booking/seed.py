@@ -75,6 +75,8 @@ def seed_hospital(session: Session, data: dict[str, Any], *, base_policy: Policy
     hospital.desk_phone = hospital_data.get("desk_phone")
     hospital.desk_hours = hospital_data.get("desk_hours")
     hospital.policy_overrides = dict(hospital_policy)
+    groups = _groups(data)
+    hospital.department_groups = groups
     session.flush()
 
     departments = {}
@@ -82,6 +84,9 @@ def seed_hospital(session: Session, data: dict[str, Any], *, base_policy: Policy
     for index, dept_data in enumerate(_tables(data.get("departments", []), "[[departments]]")):
         where = f"[[departments]] #{index + 1}"
         dept = _upsert_department(session, hospital, dept_data, where, base_policy)
+        dept.group_code = dept_data.get("group")
+        if groups and dept.group_code not in {g["code"] for g in groups}:
+            raise SeedError(f"{where}: group must be one of the [[groups]] codes")
         departments[dept.code] = dept
         doctors = _upsert_doctors(session, dept, _tables(dept_data.get("doctors", []), f"{where} doctors"), where)
         for s_index, schedule in enumerate(_tables(dept_data.get("schedule", []), f"{where} schedule")):
@@ -105,6 +110,18 @@ def seed_hospital(session: Session, data: dict[str, Any], *, base_policy: Policy
                  details={"departments": sorted(departments), "templates": len(templates_seen),
                           "exceptions": exceptions}, at=now)
     return SeedReport(code, len(departments), len(templates_seen), exceptions, generate_days)
+
+
+def _groups(data: dict) -> list[dict[str, Any]]:
+    """[[groups]]: the areas a large hospital's department menu starts with."""
+    groups = []
+    for index, item in enumerate(_tables(data.get("groups", []), "[[groups]]")):
+        where = f"[[groups]] #{index + 1}"
+        groups.append({"code": _text(item, "code", where), "names": _names(item, where),
+                       "order": int(item.get("order", index))})
+    if len({g["code"] for g in groups}) != len(groups):
+        raise SeedError("[[groups]]: each group needs its own code")
+    return sorted(groups, key=lambda g: g["order"])
 
 
 def _upsert_department(session: Session, hospital: Hospital, data: dict, where: str,

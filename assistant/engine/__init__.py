@@ -133,6 +133,10 @@ def _global(state: Conversation, key: GlobalKey, ctx: Ctx) -> Turn:
     if key is GlobalKey.MENU:
         return _enter(state.with_(page=0), Step.MENU, ctx, [])
     if key is GlobalKey.BACK:
+        if state.step == Step.DEPARTMENT and (state.department_group or state.candidates):
+            # Inside an area or a "did you mean" list, back is the whole department menu.
+            return _enter(state.with_(page=0, retries=0, department_group=None, candidates=()),
+                          Step.DEPARTMENT, ctx, [])
         return _enter(state.with_(page=0, retries=0), flow.back_of(state.step), ctx, [])
     if key is GlobalKey.REPEAT:
         return _enter(state, state.step, ctx, [])

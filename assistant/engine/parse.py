@@ -15,6 +15,7 @@ steps, prompts, bookings or channels: the engine decides which parser a step nee
 from __future__ import annotations
 
 import datetime
+import difflib
 import enum
 import itertools
 import re
@@ -40,6 +41,8 @@ __all__ = [
     "parse_number",
     "parse_time",
     "parse_yes_no",
+    "rank_options",
+    "Ranked",
 ]
 
 MAX_INPUT_CHARS = 1000
@@ -1202,3 +1205,128 @@ def match_option(text: str, options: Sequence[tuple[str, Sequence[str]]]) -> str
     if not keys:
         keys = _prefix_keys(folded, options)
     return _only(keys)  # type: ignore[return-value]
+
+
+# --- Finding one of many options by what people call it ------------------------------------
+
+FUZZY_WORD = 0.8  # how alike a typed word must be to a known one ("cardiolgy" ~ "cardiology")
+_MIN_FUZZY_LENGTH = 5  # shorter words differ too easily by one letter ("eyes" / "ears")
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """How a message points at options: `sure` when exactly one option's word is in it
+    as written, else `candidates` (best first) from words alike or begun."""
+
+    sure: str | None
+    candidates: tuple[str, ...] = ()
+
+
+def rank_options(text: str, options: Sequence[tuple[str, Sequence[str]]], *, limit: int = 5) -> Ranked:
+    """Which option a message names among many (a hospital's departments): a name or
+    synonym anywhere in it, case-, width- and accent-insensitive (a longer phrase hides a
+    shorter one inside it); failing that, words spelled nearly alike ("dermatolgy") or a
+    name begun ("cardio"). Numbers in the message never count."""
+    folded = _fold(text)
+    if not folded:
+        return Ranked(None)
+    spans = [(start, end, key) for key, labels in options for label in labels
+             for start, end in _phrase_spans(folded, _fold(label))]
+    exact = _outermost_keys(spans)
+    if len(exact) == 1:
+        key = next(iter(exact))
+        if _says_little_else(folded, [(a, b) for a, b, k in spans if k == key]):
+            return Ranked(key)
+        # A sentence that names one department among much else ("our 2 year old needs an
+        # operation for a hernia") may mean another: ask, never guess.
+        return Ranked(None, (key,))
+    if exact:
+        length = {key: 0 for key in exact}
+        for start, end, key in spans:
+            if key in exact:
+                length[key] = max(length[key], end - start)
+        return Ranked(None, tuple(sorted(exact, key=lambda k: -length[k]))[:limit])
+    alike = _alike_keys(folded, options)
+    if alike:
+        ordered = tuple(key for key, _ in sorted(alike.items(), key=lambda item: -item[1]))
+        best = alike[ordered[0]]
+        if len(ordered) == 1 or alike[ordered[1]] < best - 0.08:
+            if best >= 0.88:
+                return Ranked(ordered[0])
+        return Ranked(None, ordered[:limit])
+    begun = sorted(_prefix_keys(folded, options))
+    if len(begun) == 1:
+        return Ranked(begun[0])
+    return Ranked(None, tuple(begun[:limit]))
+
+
+# Words that say nothing about which department: "I need", "please", "for my mum".
+_MENTION_FILLERS = frozenset(_fold(word) for word in (
+    "i", "need", "want", "would", "like", "a", "an", "the", "to", "see", "book", "for", "my", "me",
+    "please", "appointment", "doctor", "go", "in", "at", "with", "is", "it", "dr", "clinic",
+    "department", "hurts", "hurt", "pain", "mum", "mom", "dad", "mother", "father", "his", "her",
+    "quiero", "necesito", "una", "un", "el", "la", "los", "las", "cita", "con", "de", "del", "para",
+    "mi", "me", "duele", "por", "favor", "médico", "medico", "consulta", "ver", "al", "a", "y",
+    "madre", "padre", "mamá", "papá",
+))
+_CHINESE_MENTION_FILLERS = "我要想挂看预约个号的了请帮给妈爸爸妈妈医生科疼痛好几天"
+
+
+def _says_little_else(folded: str, spans: list[tuple[int, int]]) -> bool:
+    """Whether, besides the matched words, a message holds at most three other words (or
+    six Chinese characters) that could name something else."""
+    rest = folded
+    for span in spans:
+        rest = _blank(rest, span)
+    others = 0
+    for token in _TOKEN.findall(rest):
+        if token.isdecimal() or token in _MENTION_FILLERS:
+            continue
+        if _is_unspaced(token):
+            others += sum(1 for ch in token if ch not in _CHINESE_MENTION_FILLERS) / 2
+        else:
+            others += 1
+    return others <= 3
+
+
+def _alike_keys(folded: str, options: Sequence[tuple[str, Sequence[str]]]) -> dict[str, float]:
+    """Options with a word (or run of words) spelled nearly like one in the message."""
+    words = [w for w in _TOKEN.findall(folded) if not w.isdecimal() and not _is_unspaced(w)]
+    chinese = "".join(w for w in _TOKEN.findall(folded) if _is_unspaced(w))
+    found: dict[str, float] = {}
+    for key, labels in options:
+        for label in labels:
+            label_words = _TOKEN.findall(_fold(label))
+            if not label_words:
+                continue
+            if any(_is_unspaced(w) for w in label_words):
+                ratio = _alike_chinese(chinese, "".join(label_words))
+                if ratio > found.get(key, 0.0):
+                    found[key] = ratio
+                continue
+            size = len(label_words)
+            wanted = " ".join(label_words)
+            if len(wanted) < _MIN_FUZZY_LENGTH:
+                continue
+            for start in range(len(words) - size + 1):
+                typed = " ".join(words[start:start + size])
+                if abs(len(typed) - len(wanted)) > 2 or typed[:1] != wanted[:1]:
+                    continue
+                ratio = difflib.SequenceMatcher(None, typed, wanted).ratio()
+                if ratio >= FUZZY_WORD and ratio > found.get(key, 0.0):
+                    found[key] = ratio
+    return found
+
+
+def _alike_chinese(text: str, name: str) -> float:
+    """A Chinese name of four or more characters typed with one character wrong or
+    swapped for a homophone ("耳鼻候科" for "耳鼻喉科"): the best same-length run."""
+    if len(name) < 4 or len(text) < len(name):
+        return 0.0
+    best = 0.0
+    for start in range(len(text) - len(name) + 1):
+        run = text[start:start + len(name)]
+        same = sum(a == b for a, b in zip(run, name))
+        if same >= len(name) - 1:
+            best = max(best, same / len(name))
+    return best if best >= 0.75 else 0.0

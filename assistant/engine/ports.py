@@ -27,6 +27,8 @@ class HospitalInfo:
     language_names: Mapping[str, str] = field(default_factory=dict)
     # Each language's name in each other language ({"en": {"zh_Hans": "Chinese"}}).
     language_names_in: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # Areas a large hospital's department menu starts with: (code, names per locale).
+    department_groups: tuple[tuple[str, Mapping[str, str]], ...] = ()
     # Document types a generic ID may be (passport, …), when that kind is accepted.
     generic_documents: tuple[str, ...] = ("passport",)
 
@@ -36,6 +38,7 @@ class DepartmentInfo:
     id: int
     names: Mapping[str, str]
     keywords: Mapping[str, Sequence[str]]
+    group: str | None = None  # one of HospitalInfo.department_groups
 
 
 @dataclass(frozen=True)

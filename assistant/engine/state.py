@@ -38,6 +38,8 @@ class Conversation:
     relation: str | None = None  # self | family
     draft: IdentityDraft | None = None  # a new patient being identified
     department_id: int | None = None
+    department_group: str | None = None  # the area listed, in a large hospital's menu
+    candidates: tuple[int, ...] = ()  # departments offered after "did you mean"
     day: date | None = None
     day_part: str | None = None  # morning | afternoon
     slot_id: int | None = None
@@ -113,4 +115,5 @@ def _decode_conversation(data: dict[str, Any]) -> Conversation:
             values[name] = datetime.fromisoformat(values[name])
     values["menu"] = tuple(tuple(pair) for pair in values.get("menu", ()))
     values["labels"] = tuple(tuple(pair) for pair in values.get("labels", ()))
+    values["candidates"] = tuple(values.get("candidates", ()))
     return Conversation(**values)

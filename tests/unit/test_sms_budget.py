@@ -278,6 +278,14 @@ def collect(locale: str) -> list[Case]:
     fake, at_id2 = c.go("id prompt (resident ID inside)", (pick("me"),))
     c.then("id retry: contains_resident_id", fake, at_id2, "A" + CN_ID)
 
+    # A large hospital: areas first, then departments; "did you mean" for a sentence.
+    large = lambda: FakeBackend.from_hospital_file(ROOT / "config" / "large_hospital.toml", TODAY)  # noqa: E731
+    fake, at_areas = c.go("area menu", new_patient(locale), fake=large(), expect=Step.DEPARTMENT)
+    c.then("an area", fake, at_areas, "1")
+    meant = c.then("did you mean", fake, at_areas, "our 2 year old needs an operation for a hernia")
+    c.then("another department", fake, meant, key_of(meant, "all"))
+    c.then("area menu: not found", fake, at_areas, "xyzzy")
+
     # A booking someone else made: found by its code and the ID's last four.
     fake, at_claim = c.go("claim code prompt", (pick("bookings"), pick("claim")))
     c.then("claim code retry", fake, at_claim, "??")

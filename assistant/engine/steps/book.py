@@ -47,30 +47,60 @@ def _slot_label(slot: SlotInfo) -> Msg:
 # ---- department -----------------------------------------------------------------------------
 
 
+GROUPED_ABOVE = 10  # a hospital with more departments than this offers areas first
+
+
 def department_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
-    items = [(f"dept:{d.id}", label(dict(d.names))) for d in _departments(ctx)]
-    if not items:
+    departments = _departments(ctx)
+    if not departments:
         return Go(Step.MENU, state, say=(msg(N_("Sorry, no department is taking bookings now.")),))
+    if state.candidates:
+        offered = [d for d in departments if d.id in state.candidates]
+        offered.sort(key=lambda d: state.candidates.index(d.id))
+        return ask_menu(state, msg(N_("Did you mean one of these?")),
+                        [(f"dept:{d.id}", label(dict(d.names))) for d in offered],
+                        extra=[("all", msg(N_("Another department")))])
+    groups = ctx.hospital.department_groups
+    if groups and len(departments) > GROUPED_ABOVE and state.department_group is None:
+        return ask_menu(state, msg(N_("Which department? Send its name, or choose an area:")),
+                        [(f"group:{code}", label(dict(names))) for code, names in groups])
+    if state.department_group is not None:
+        departments = [d for d in departments if d.group == state.department_group]
+    items = [(f"dept:{d.id}", label(dict(d.names))) for d in departments]
     return ask_menu(state, msg(N_("Which department?")), items, page=state.page)
 
 
 def department_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
-    choice = menu_choice(state, text)
+    from assistant.engine.parse import parse_choice, rank_options
+
+    # A number picks from the menu shown; words name any department, on any page.
+    choice = menu_choice(state, text) if parse_choice(text) is not None else label_choice(state, text)
+    if choice is None:
+        ranked = rank_options(text, [(f"dept:{d.id}", _department_words(d)) for d in _departments(ctx)])
+        if ranked.sure is not None:
+            choice = ranked.sure
+        else:
+            choice = menu_choice(state, text)  # an area's name, "more", "another department"
+            if choice is None and ranked.candidates:
+                ids = tuple(int(key.split(":")[1]) for key in ranked.candidates)
+                return Go(Step.DEPARTMENT, state.with_(candidates=ids, page=0))
+    if choice is None:
+        return Retry(msg(N_("I did not find that department.")))
     if choice == "more":
         return Go(Step.DEPARTMENT, state.with_(page=state.page + 1))
-    if choice is None:
-        # Any department by name or a common word, not just the ones on this page.
-        from assistant.engine.parse import match_option
-
-        options = []
-        for d in _departments(ctx):
-            words = list(d.names.values()) + [w for ws in d.keywords.values() for w in ws]
-            options.append((f"dept:{d.id}", words))
-        choice = match_option(text, options)
-        if choice is None:
-            return Retry(msg(N_("I did not find that department.")))
+    if choice == "all":
+        return Go(Step.DEPARTMENT, state.with_(candidates=(), department_group=None, page=0))
+    if choice.startswith("group:"):
+        return Go(Step.DEPARTMENT, state.with_(department_group=choice.split(":", 1)[1], page=0))
     department_id = int(choice.split(":")[1])
-    return Go(Step.SOONEST, state.with_(department_id=department_id, day=None, day_part=None, page=0))
+    return Go(Step.SOONEST, state.with_(department_id=department_id, department_group=None,
+                                        candidates=(), day=None, day_part=None, page=0))
+
+
+def _department_words(department) -> list[str]:
+    """Every name and synonym of a department, in every language: a patient may write
+    in another language than the conversation's."""
+    return list(department.names.values()) + [w for ws in department.keywords.values() for w in ws]
 
 
 # ---- day ------------------------------------------------------------------------------------

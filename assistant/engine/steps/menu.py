@@ -51,7 +51,8 @@ def answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
         return Retry()
     base = state.with_(patient_ref=None, relation=None, draft=None, department_id=None,
                        day=None, day_part=None, slot_id=None, slot_start=None,
-                       booking_code=None, claim_last4=None, rescheduling=False)
+                       booking_code=None, claim_last4=None, rescheduling=False,
+                       department_group=None, candidates=())
     if choice == "book":
         return Go(Step.WHO, base)
     if choice == "bookings":
