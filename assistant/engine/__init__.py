@@ -20,7 +20,7 @@ from assistant.engine.messages import (
 from assistant.engine.parse import GlobalKey, is_greeting, normalise, parse_global_key, parse_language
 from assistant.engine.ports import Backend
 from assistant.engine.state import Conversation
-from assistant.engine.steps import STEPS, language
+from assistant.engine.steps import STEPS, book, language
 from assistant.engine.steps.base import Ctx, Go, Prompted, Retry
 
 __all__ = ["Turn", "handle", "Conversation", "Inbound"]
@@ -80,8 +80,8 @@ def _handle(state: Conversation | None, inbound: Inbound, backend: Backend, now:
             return _stop(fresh, ctx)
         if key is GlobalKey.HUMAN:
             return _finish(fresh, ctx, [_handoff("requested", hospital)])
-        return _begin(fresh, ctx, greeting=N_("Hello, this is the hospital's booking service."),
-                      switch_line=True)
+        return _begin(book.read_intent(fresh, text, ctx), ctx,
+                      greeting=N_("Hello, this is the hospital's booking service."), switch_line=True)
 
     if expiry is not None and state.updated_at is not None and now - state.updated_at > expiry:
         if key is GlobalKey.STOP:

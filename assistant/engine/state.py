@@ -40,6 +40,11 @@ class Conversation:
     department_id: int | None = None
     department_group: str | None = None  # the area listed, in a large hospital's menu
     candidates: tuple[int, ...] = ()  # departments offered after "did you mean"
+    # What the first message already asked for ("book cardiology tomorrow morning"),
+    # used once when the conversation reaches that question.
+    intent_department: int | None = None
+    intent_day: date | None = None
+    intent_part: str | None = None
     day: date | None = None
     day_part: str | None = None  # morning | afternoon
     slot_id: int | None = None
@@ -107,7 +112,7 @@ def _decode_conversation(data: dict[str, Any]) -> Conversation:
         if draft.get("birth_date"):
             draft["birth_date"] = date.fromisoformat(draft["birth_date"])
         values["draft"] = IdentityDraft(**draft)
-    for name in ("day",):
+    for name in ("day", "intent_day"):
         if values.get(name):
             values[name] = date.fromisoformat(values[name])
     for name in ("slot_start", "updated_at"):

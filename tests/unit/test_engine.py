@@ -838,3 +838,30 @@ def test_a_booking_someone_else_made_is_found_by_code_and_last_four_and_cancelle
     done = drive(fake, (pick("cancel"), say("yes")), turn=found)
     assert fake.calls == [f"cancel:{code}:by-code-holder:{CN_ID[-4:]}"]
     assert done.state.claim_last4 is None and done.state.step == Step.MENU
+
+
+# ---- an intent in the first message ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("first,locale", [
+    ("book cardiology tomorrow morning", "en"),
+    ("预约明天上午心内科", "zh_Hans"),
+    ("cita con cardiología mañana por la mañana", "es"),
+])
+def test_a_first_message_that_names_department_and_day_skips_those_questions(first, locale):
+    fake = FakeBackend.demo()
+    turn = send(fake, None, first, hint=locale)
+    assert turn.state.locale == locale and turn.state.step == Step.WHO
+    turn = drive(fake, NEW_PATIENT, locale=locale, turn=turn)
+    # Straight to tomorrow morning's times in Cardiology (department 1).
+    assert turn.state.step == Step.TIME and turn.state.department_id == 1
+    assert turn.state.day == date(2026, 12, 2) and turn.state.day_part == "morning"
+    readback = send(fake, turn.state, "1")
+    assert readback.state.step == Step.CONFIRM and not fake.calls  # still read back first
+    assert readback.state.intent_department is None and readback.state.intent_day is None
+
+
+def test_a_first_message_without_a_department_keeps_every_question():
+    fake = FakeBackend.demo()
+    turn = drive(fake, NEW_PATIENT, turn=send(fake, None, "hello, tomorrow please", hint="en"))
+    assert turn.state.step == Step.DEPARTMENT

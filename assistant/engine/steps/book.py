@@ -50,10 +50,29 @@ def _slot_label(slot: SlotInfo) -> Msg:
 GROUPED_ABOVE = 10  # a hospital with more departments than this offers areas first
 
 
+def read_intent(state: Conversation, text: str, ctx: Ctx) -> Conversation:
+    """What a first message asks for, kept for later questions: a department named
+    plainly ("book cardiology tomorrow morning", "预约明天上午心内科", "cita con cardiología
+    mañana"), a day and a part of the day. Everything is still read back before booking."""
+    from assistant.engine.parse import DayPart, parse_date, parse_day_part, rank_options
+
+    ranked = rank_options(text, [(str(d.id), _department_words(d)) for d in _departments(ctx)])
+    if ranked.sure is None:
+        return state
+    return state.with_(
+        intent_department=int(ranked.sure),
+        intent_day=parse_date(text, ctx.today, day_first=state.locale == "es"),
+        intent_part={DayPart.MORNING: "morning", DayPart.AFTERNOON: "afternoon"}.get(parse_day_part(text)))
+
+
 def department_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
     departments = _departments(ctx)
     if not departments:
         return Go(Step.MENU, state, say=(msg(N_("Sorry, no department is taking bookings now.")),))
+    if state.intent_department in {d.id for d in departments}:
+        # The first message named the department: go on to its times.
+        return Go(Step.SOONEST, state.with_(department_id=state.intent_department, intent_department=None,
+                                            day_part=state.intent_part, page=0))
     if state.candidates:
         offered = [d for d in departments if d.id in state.candidates]
         offered.sort(key=lambda d: state.candidates.index(d.id))
@@ -243,6 +262,14 @@ def _chose_slot(state: Conversation, choice: str, ctx: Ctx) -> Go:
 
 
 def soonest_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
+    if state.intent_day is not None:
+        day, state = state.intent_day, state.with_(intent_day=None, intent_part=None)
+        if ctx.backend.free_slots(state.department_id, day, ctx.now):
+            return Go(Step.TIME, state.with_(day=day, page=0))
+    return _soonest_menu(state, ctx)
+
+
+def _soonest_menu(state: Conversation, ctx: Ctx) -> PromptResult:
     # Days this patient already holds in this department would only be refused.
     taken = {ctx.local(b.starts_at).date() for b in ctx.backend.bookings(ctx.now)
              if b.patient_ref == state.patient_ref and b.department_id == state.department_id}
