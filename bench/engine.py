@@ -1,10 +1,10 @@
 """Conversation turns per second: the engine on the in-memory fake, and the real path on SQLite.
 
 What is measured: one whole booking conversation, as a new patient writing English by
-SMS sends it (11 turns):
+SMS sends it (7 turns):
 
-    hello → 1 (book) → 1 (for me) → ID number → name → yes (birth date) → heart →
-    tomorrow → morning|afternoon → 9:30 → yes  ⇒ "Booked: … Your booking code is …"
+    hello → 1 (for me) → ID number → name → heart → tomorrow 9:30 → yes
+    ⇒ "Booked: … Your booking code is …"
 
   * fake:   `engine.handle` against `tests.fakes.FakeBackend.demo()`, the engine alone
             (parsing, steps, menus) over an in-memory hospital. Every conversation gets
@@ -73,9 +73,8 @@ CHANNEL = "sms"
 EXPIRY = load_settings(environ={}).conversation.expiry(CHANNEL)
 WARMUP = 20  # conversations per path before measuring
 NAMES = ("Wang Fang", "Li Wei", "Zhang Min", "Liu Yang", "Chen Jing", "Zhao Lei")
-# The step each of the 11 turns must land on.
-STEPS = ("menu", "who", "id_number", "name", "birth_confirm", "department", "day", "day_part",
-         "time", "confirm", "menu")
+# The step each of the 7 turns of a new patient must land on.
+STEPS = ("who", "id_number", "name", "department", "soonest", "confirm", "menu")
 
 # ---- identities, addresses and scripts -----------------------------------------------
 
@@ -101,10 +100,9 @@ class Script:
 
 
 def script(n: int, now: datetime, starts_local: datetime) -> Script:
-    part = "morning" if starts_local.hour < 12 else "afternoon"
     at = f"{starts_local.hour}:{starts_local.minute:02d}"
-    return Script(n, now, ("hello", "1", "1", typed_resident_id(n), NAMES[n % len(NAMES)], "yes",
-                           "heart", "tomorrow", part, at, "yes"))
+    return Script(n, now, ("hello", "1", typed_resident_id(n), NAMES[n % len(NAMES)], "heart",
+                           f"tomorrow {at}", "yes"))
 
 
 def booking_code(turn: engine.Turn) -> str | None:
@@ -290,7 +288,7 @@ def print_profile(conversation_count: int, turns: int, profiler: cProfile.Profil
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--conversations", type=int, default=100,
-                        help="conversations per round and path, 11 turns each (default 100)")
+                        help="conversations per round and path, 7 turns each (default 100)")
     parser.add_argument("--rounds", type=int, default=5, help="measured rounds (default 5)")
     parser.add_argument("--profile", action="store_true",
                         help="after measuring, cProfile one more round on the SQLite path")

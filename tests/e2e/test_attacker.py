@@ -72,18 +72,20 @@ class Chat:
 
 
 def book(chat: Chat, *, for_whom: str, department: str) -> str:
-    """Book the soonest time in `department` for a patient typed in; returns the reply."""
+    """Book the soonest time in `department`; returns the reply. `for_whom` is "For me",
+    "For someone else" (the ID typed in) or a name the address booked for before."""
     chat.send("hello")
-    chat.choose("Book an appointment")
-    chat.choose(for_whom)
-    chat.send(VICTIM_ID)
-    chat.send(VICTIM_NAME)
-    chat.send("yes")  # the birth date read from the ID
+    if any(o["label"] == f"Book for {for_whom}" for o in chat.last["options"]):
+        chat.choose(f"Book for {for_whom}")
+    else:
+        if not any(o["label"] == for_whom for o in chat.last["options"]):
+            chat.choose("Book an appointment")  # a returning address: the menu first
+        chat.choose(for_whom)
+        if for_whom in ("For me", "For someone else"):
+            chat.send(VICTIM_ID)
+            chat.send(VICTIM_NAME)
     chat.send(department)
-    chat.send(chat.last["options"][0]["key"])  # the first day offered
-    if chat.last["expect"] == "choice" and any(o["label"] == "Morning" for o in chat.last["options"]):
-        chat.choose("Morning")
-    chat.send(chat.last["options"][0]["key"])  # the first time offered
+    chat.send(chat.last["options"][0]["key"])  # the soonest time offered
     assert "Book it?" in chat.text(), chat.text()
     return "\n".join(chat.send("yes")["replies"])
 
@@ -121,15 +123,7 @@ def test_an_attacker_who_knows_the_id_cannot_see_spoil_or_suspend_the_patient(ap
         attacker.send("menu")
         assert "is cancelled" in cancel_first(attacker)
     # The third cancellation suspends his phone, not her identity.
-    attacker.send("hello")
-    attacker.choose("Book an appointment")
-    attacker.choose(VICTIM_NAME)
-    attacker.send("cardiology")
-    attacker.send(attacker.last["options"][0]["key"])
-    if any(o["label"] == "Morning" for o in attacker.last["options"]):
-        attacker.choose("Morning")
-    attacker.send(attacker.last["options"][0]["key"])
-    refused = "\n".join(attacker.send("yes")["replies"])
+    refused = book(attacker, for_whom=VICTIM_NAME, department="cardiology")
     assert "This number can't book for now" in refused, refused
     attacker.close()
 
