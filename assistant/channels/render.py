@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from assistant.channels.sms_segments import is_gsm7
 from assistant.engine.messages import Msg, Names, When
 from assistant.i18n import Catalogs
 from assistant.i18n import format as fmt
@@ -62,7 +63,13 @@ NAME_CLIP = 16
 
 
 def clip(label: str, limit: int) -> str:
-    return label if len(label) <= limit else label[: limit - 1].rstrip() + "…"
+    """A name cut to `limit` characters. A name in GSM-7 letters ends in "..." rather than
+    "…", which would make the whole SMS UCS-2 and cost double."""
+    if len(label) <= limit:
+        return label
+    if is_gsm7(label):
+        return label[: limit - 3].rstrip() + "..."
+    return label[: limit - 1].rstrip() + "…"
 
 
 def _spanish_spoken_articles(text: str) -> str:

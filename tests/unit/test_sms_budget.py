@@ -27,7 +27,7 @@ from babel.messages.pofile import read_po
 
 from assistant.channels.render import Renderer
 from assistant.channels.sms import ask_body, fitted_sentence, render_sms
-from assistant.channels.sms_segments import count_segments
+from assistant.channels.sms_segments import count_segments, is_gsm7
 from assistant.channels.text_forms import handoff_message
 from assistant.config import LOCALES_DIR
 from assistant.engine import Turn, ports
@@ -597,6 +597,23 @@ def test_every_message_the_engine_sent_is_translated(locale):
     missing = sorted({text for case in cases(locale) for text in msgids(case.replies)
                       if not (catalog.get(text) and catalog.get(text).string)})
     assert missing == []
+
+
+def test_every_english_sms_is_plain_gsm_7(renderer):
+    # One "中文" or "…" would turn an English SMS into UCS-2, which costs double. Only the
+    # language menu itself shows each language in its own script, so its readers find it.
+    wide = [(case.label, body) for case in cases("en") if "language" not in case.label and "+8" not in case.label
+            for body in render_sms(case.replies, "en", renderer).messages if not is_gsm7(body)]
+    assert wide == []
+
+
+@pytest.mark.parametrize("locale", ("en", "es"))
+def test_latin_catalogs_use_plain_punctuation(locale):
+    # «», "…" and curly quotes force UCS-2 where a plain form would do.
+    with open(Path(LOCALES_DIR) / locale / "LC_MESSAGES" / "messages.po", "rb") as po_file:
+        catalog = read_po(po_file)
+    fancy = [m.string for m in catalog if m.string and any(ch in m.string for ch in "«»“”‘’")]
+    assert fancy == []
 
 
 def test_largest_sms_per_language_is_within_budget(renderer):
