@@ -25,7 +25,8 @@ class Renderer:
     def text(self, message: Msg, locale: str, *, spoken: bool = False, compact: int = 0) -> str:
         """`compact` shortens names for an SMS that would not fit otherwise: 1 drops
         their bracketed part ("Ophthalmology (Eyes)" -> "Ophthalmology"), 2 also clips
-        them to NAME_CLIP characters. Dates, times and codes are never shortened."""
+        them (and a patient's name) to NAME_CLIP characters. Dates, times and codes are
+        never shortened."""
         params = {k: self._param(k, v, locale, spoken, compact) for k, v in message.params.items()}
         text = self.catalogs.gettext(locale, message.text, **params)
         return _spanish_spoken_articles(text) if spoken and locale == "es" else text
@@ -33,6 +34,8 @@ class Renderer:
     def _param(self, key: str, value: Any, locale: str, spoken: bool, compact: int) -> str:
         if spoken and key == "code" and isinstance(value, str):
             return " ".join(value)  # a booking code is spelled out, letter by letter
+        if key == "name" and isinstance(value, str) and compact >= 2:
+            return clip(value, NAME_CLIP)  # a patient's long name, in an SMS over budget
         if isinstance(value, Msg):
             return self.text(value, locale, spoken=spoken, compact=compact)
         if isinstance(value, Names):

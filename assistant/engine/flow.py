@@ -60,7 +60,7 @@ TRANSITIONS: dict[str, StepSpec] = {
                         "the soonest free times, another day, or a typed date or time"),
     S.CONFIRM: StepSpec(S.SOONEST, (S.MENU, S.SOONEST, S.DAY, S.FIX, S.ID_NUMBER),
                         "read back (with a new ID's birth date), then book on yes"),
-    S.FIX: StepSpec(S.CONFIRM, (S.SOONEST, S.ID_NUMBER), "after a no: the time, or the name or ID"),
+    S.FIX: StepSpec(S.SOONEST, (S.SOONEST, S.ID_NUMBER), "after a no: the time, or the name or ID"),
     S.BOOKINGS: StepSpec(S.MENU, (S.BOOKING_ACTION, S.WHO, S.CLAIM_CODE), "list the bookings this address made"),
     S.CLAIM_CODE: StepSpec(S.BOOKINGS, (S.CLAIM_LAST4,), "a booking someone else made: its code"),
     S.CLAIM_LAST4: StepSpec(S.CLAIM_CODE, (S.BOOKING_ACTION, S.BOOKINGS), "… and the ID's last four characters"),

@@ -45,6 +45,9 @@ class Conversation:
     intent_department: int | None = None
     intent_day: date | None = None
     intent_part: str | None = None
+    # Days a quota refusal rules out, left out of the soonest times from then on.
+    skip_days: tuple[date, ...] = ()
+    not_before: date | None = None
     day: date | None = None
     day_part: str | None = None  # morning | afternoon
     slot_id: int | None = None
@@ -112,7 +115,8 @@ def _decode_conversation(data: dict[str, Any]) -> Conversation:
         if draft.get("birth_date"):
             draft["birth_date"] = date.fromisoformat(draft["birth_date"])
         values["draft"] = IdentityDraft(**draft)
-    for name in ("day", "intent_day"):
+    values["skip_days"] = tuple(date.fromisoformat(d) for d in values.get("skip_days", ()))
+    for name in ("day", "intent_day", "not_before"):
         if values.get(name):
             values[name] = date.fromisoformat(values[name])
     for name in ("slot_start", "updated_at"):

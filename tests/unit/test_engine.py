@@ -865,3 +865,26 @@ def test_a_first_message_without_a_department_keeps_every_question():
     fake = FakeBackend.demo()
     turn = drive(fake, NEW_PATIENT, turn=send(fake, None, "hello, tomorrow please", hint="en"))
     assert turn.state.step == Step.DEPARTMENT
+
+
+def test_back_from_what_should_change_offers_the_times_again():
+    fake, turn = reach(Step.FIX)
+    back = send(fake, turn.state, "*")
+    assert back.error is None and back.state.step == Step.SOONEST
+
+
+def test_a_day_a_quota_refused_is_not_offered_again():
+    fake, turn = reach(Step.CONFIRM)
+    refused_day = turn.state.slot_start.astimezone(TZ).date()
+    fake.refuse_next = ports.Refused("quota_exceeded", {"quota": "per_visit_day", "limit": 2})
+    again = send(fake, turn.state, "yes")
+    assert again.state.step == Step.SOONEST and refused_day in again.state.skip_days
+    offered = [value for _, value in again.state.menu if value.startswith("slot:")]
+    assert offered and not any(value.split(":", 2)[2].startswith(refused_day.isoformat()) for value in offered)
+
+
+@pytest.mark.parametrize("text", ["book", "预约", "cita", "Book an appointment"])
+def test_asking_to_book_at_the_question_of_whom_for_asks_it_again(text):
+    fake, turn = reach(Step.WHO)
+    again = send(fake, turn.state, text)
+    assert again.state.step == Step.WHO and "Sorry, I did not understand." not in says(again)

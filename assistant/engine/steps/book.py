@@ -12,7 +12,7 @@ yes. Dates are the hospital's local days.
 from __future__ import annotations
 
 import re
-from datetime import time
+from datetime import time, timedelta
 
 from assistant.engine.flow import Step
 from assistant.engine.messages import N_, Msg, Names, When, msg
@@ -126,7 +126,9 @@ def _department_words(department) -> list[str]:
 
 
 def day_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
-    days = list(ctx.backend.open_days(state.department_id, ctx.now, DAYS_LISTED))
+    days = [day for day in ctx.backend.open_days(state.department_id, ctx.now, DAYS_LISTED + 30)
+            if day not in state.skip_days and (state.not_before is None or day >= state.not_before)
+            ][:DAYS_LISTED]
     if not days:
         names = _department_names(ctx, state.department_id)
         return Go(Step.MENU, state.with_(page=0), say=(msg(
@@ -214,7 +216,12 @@ def time_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
 
 
 def time_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
+    from assistant.engine.parse import DayPart, parse_day_part
+
     wanted = typed_time(text)
+    part = {DayPart.MORNING: "morning", DayPart.AFTERNOON: "afternoon"}.get(parse_day_part(text))
+    if wanted is None and part is not None and part != state.day_part and label_choice(state, text) is None:
+        return Go(Step.TIME, state.with_(day_part=part, page=0))
     if wanted is None:
         choice = menu_choice(state, text)
         if choice == "more":
@@ -273,8 +280,12 @@ def _soonest_menu(state: Conversation, ctx: Ctx) -> PromptResult:
     # Days this patient already holds in this department would only be refused.
     taken = {ctx.local(b.starts_at).date() for b in ctx.backend.bookings(ctx.now)
              if b.patient_ref == state.patient_ref and b.department_id == state.department_id}
-    slots = [s for s in ctx.backend.soonest_slots(state.department_id, ctx.now, 5 + 40)
+    taken |= set(state.skip_days)
+    # Reaching past the days a refusal ruled out may take more than a few days' slots.
+    reach = 5 + (400 if state.skip_days or state.not_before else 40)
+    slots = [s for s in ctx.backend.soonest_slots(state.department_id, ctx.now, reach)
              if ctx.local(s.starts_at).date() not in taken
+             and (state.not_before is None or ctx.local(s.starts_at).date() >= state.not_before)
              and state.day_part in (None, _part(ctx, s))][:5]
     if not slots:
         return Go(Step.DAY, state.with_(page=0, day_part=None))
@@ -352,6 +363,8 @@ def _who(state: Conversation, ctx: Ctx) -> tuple[str, str]:
 
 
 def confirm_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
+    if state.slot_id is None or state.slot_start is None:
+        return Go(Step.SOONEST, state.with_(page=0))  # nothing chosen to read back
     name, last4 = _who(state, ctx)
     department = Names(_department_names(ctx, state.department_id))
     when = state.slot_start
@@ -392,9 +405,20 @@ def confirm_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
         sentence, step = refusals.explain(outcome)
         if step == Step.ID_NUMBER and state.patient_ref is not None:
             step = Step.MENU  # a linked patient's identity is already on file
-        return Go(step, state.with_(page=0, slot_id=None, slot_start=None), say=(sentence,),
-                  desk=refusals.needs_desk(outcome))
+        return Go(step, _not_again(state, outcome, ctx).with_(page=0, slot_id=None, slot_start=None),
+                  say=(sentence,), desk=refusals.needs_desk(outcome))
     return Go(Step.MENU, _after_booking(state, outcome), say=_booked_sentences(state, outcome))
+
+
+def _not_again(state: Conversation, refused: Refused, ctx: Ctx) -> Conversation:
+    """After a quota refusal, the soonest times leave out what would be refused again:
+    that day (one per day), or every day up to it (a limit over 7 or 90 days)."""
+    if refused.rule != "quota_exceeded" or state.slot_start is None:
+        return state
+    day = ctx.local(state.slot_start).date()
+    if refused.params.get("quota") in ("per_7_days", "per_90_days"):
+        return state.with_(not_before=day + timedelta(days=1))
+    return state.with_(skip_days=tuple(sorted({*state.skip_days, day})))
 
 
 def _who_to_book(state: Conversation) -> NewPatient | int:
@@ -408,7 +432,8 @@ def _who_to_book(state: Conversation) -> NewPatient | int:
 def _after_booking(state: Conversation, outcome: Done) -> Conversation:
     # The identity typed in is no longer needed: drop it from the stored state.
     return state.with_(draft=None, patient_ref=outcome.patient_ref, slot_id=None, slot_start=None,
-                       booking_code=None, claim_last4=None, rescheduling=False, page=0)
+                       booking_code=None, claim_last4=None, rescheduling=False, page=0,
+                       skip_days=(), not_before=None)
 
 
 def _booked_sentences(state: Conversation, outcome: Done) -> tuple[Msg, ...]:

@@ -23,6 +23,9 @@ from assistant.engine.messages import Ask, Expect, ExpectKind
 
 # "my bookings" in each language, also understood where a new address is asked who.
 MENU_BOOKINGS_WORDS = ["my bookings", "bookings", "我的预约", "mis citas"]
+# Asking to book at the question of whom for: the question is asked again, kindly.
+BOOK_WORDS = ["book", "book an appointment", "appointment", "预约", "挂号", "预约挂号", "reservar",
+              "cita", "pedir cita"]
 
 WHO_WORDS = {
     "me": ["me", "myself", "for me", "我", "我自己", "自己", "本人", "yo", "para mí", "para mi", "mí"],
@@ -64,7 +67,15 @@ def who_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
 
 
 def who_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
-    choice = menu_choice(state, text, {**WHO_WORDS, "bookings": MENU_BOOKINGS_WORDS})
+    from assistant.engine.parse import match_label, parse_choice
+
+    if parse_choice(text) is None:
+        said = match_label(text, [("bookings", MENU_BOOKINGS_WORDS), ("book", BOOK_WORDS)])
+        if said == "bookings":  # "my bookings", 我的预约, mis citas: also for a returning address
+            return Go(Step.BOOKINGS, state.with_(page=0))
+        if said == "book":  # "book", 预约, cita: that is what this question is for
+            return Go(Step.WHO, state)
+    choice = menu_choice(state, text, WHO_WORDS)
     if choice is None:
         return Retry()
     if choice == "bookings":

@@ -52,7 +52,7 @@ def answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
     base = state.with_(patient_ref=None, relation=None, draft=None, department_id=None,
                        day=None, day_part=None, slot_id=None, slot_start=None,
                        booking_code=None, claim_last4=None, rescheduling=False,
-                       department_group=None, candidates=())
+                       department_group=None, candidates=(), skip_days=(), not_before=None)
     if choice == "book":
         return Go(Step.WHO, base)
     if choice == "bookings":
