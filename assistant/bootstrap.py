@@ -283,11 +283,21 @@ class App:
         self.engine.dispose()
 
 
+def install_words() -> None:
+    """Hand every language's words (locales/<code>/words.toml) to the engine's parsers."""
+    from assistant.config import LOCALES_DIR
+    from assistant.engine.parse import use_words
+    from assistant.i18n.words import load_words
+
+    use_words(load_words(LOCALES_DIR))
+
+
 def build(settings: Settings, *, clock: Clock | None = None,
           environ: Mapping[str, str] | None = None, check_keys: bool = True) -> App:
     """The engine comes first: whether keys may be generated depends on what the
     database holds. Then the keys are checked against the database (`check_keys=False`
     only for `assistant keys rotate`, which checks them itself)."""
+    install_words()
     if settings.is_sqlite:
         prepare_sqlite_files(settings)
     engine = create_db_engine(settings.database_url, sqlite_busy_timeout=settings.sqlite_busy_timeout)

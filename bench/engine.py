@@ -59,7 +59,7 @@ from assistant import conversations, engine, jobs  # noqa: E402
 from assistant.booking import migrate  # noqa: E402
 from assistant.booking.identity import Keyring  # noqa: E402
 from assistant.booking.models import Booking, Department, Slot  # noqa: E402
-from assistant.bootstrap import App, build, fixed_clock  # noqa: E402
+from assistant.bootstrap import App, build, fixed_clock, install_words  # noqa: E402
 from assistant.config import PROJECT_ROOT, load_settings  # noqa: E402
 from assistant.engine.messages import Inbound, Say  # noqa: E402
 from bench.common import LIBRARY_AREAS, count_statements, print_areas, resident_id, self_time_by_area  # noqa: E402
@@ -293,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="after measuring, cProfile one more round on the SQLite path")
     args = parser.parse_args(argv)
+    install_words()  # the engine's words, as an app gets them at start-up
     if args.conversations < 1 or args.rounds < 1:
         parser.error("--conversations and --rounds must be at least 1")
     n, rounds = args.conversations, args.rounds

@@ -22,8 +22,10 @@ from assistant.booking import migrate
 from assistant.booking.database import create_db_engine
 from assistant.booking.identity import Keyring
 from assistant.booking.models import Base
-from assistant.bootstrap import App, build, fixed_clock
+from assistant.bootstrap import App, build, fixed_clock, install_words
 from assistant.config import load_settings
+
+install_words()  # the engine's words, as an app would get them at start-up
 
 POSTGRES_URL = os.environ.get(
     "ASSISTANT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

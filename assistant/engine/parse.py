@@ -23,6 +23,8 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from assistant.engine.words import Words
+
 __all__ = [
     "MAX_INPUT_CHARS",
     "DayPart",
@@ -43,6 +45,9 @@ __all__ = [
     "parse_yes_no",
     "rank_options",
     "Ranked",
+    "use_words",
+    "option_words",
+    "language_markers",
 ]
 
 MAX_INPUT_CHARS = 1000
@@ -160,8 +165,8 @@ def _blank(text: str, span: tuple[int, int]) -> str:
 
 
 def _folded_table(table: dict[str, Iterable[str]]) -> dict[str, str]:
-    """{value: [words]} -> {folded word: value}. Tables are written naturally
-    (with accents) and folded once at import."""
+    """{value: [words]} -> {folded word: value}. Words are written naturally (with
+    accents) and folded once, when they are installed."""
     return {_fold(word): value for value, words in table.items() for word in words}
 
 
@@ -184,27 +189,8 @@ _KEYPAD_KEYS = {"0": GlobalKey.HUMAN, "9": GlobalKey.REPEAT, "*": GlobalKey.BACK
 
 # Never add "cancel": Twilio treats CANCEL as an opt-out and stops all messages.
 # END, QUIT, UNSUBSCRIBE, STOPALL, OPTOUT, REVOKE are carrier opt-outs too, and "TD"
-# (退订) is the Chinese carriers' one, so we read them all as STOP.
-_GLOBAL_WORDS: dict[GlobalKey, tuple[str, ...]] = {
-    GlobalKey.HUMAN: (
-        "agent", "operator", "person", "human", "real person", "a person",
-        "人工", "人工服务", "转人工", "客服", "真人",
-        "persona", "operador", "operadora", "agente", "humano",
-    ),
-    GlobalKey.REPEAT: ("repeat", "again", "重复", "再说一遍", "repetir", "otra vez"),
-    GlobalKey.BACK: ("back", "go back", "返回", "上一步", "atrás", "volver"),
-    GlobalKey.HELP: ("help", "info", "帮助", "求助", "ayuda"),
-    GlobalKey.MENU: ("menu", "main menu", "菜单", "主菜单", "menú", "menú principal"),
-    GlobalKey.STOP: (
-        "stop", "stopall", "unsubscribe", "end", "quit", "optout", "revoke",
-        "停止", "退订", "td", "parar", "baja",
-    ),
-    GlobalKey.START: ("start", "unstop", "开始", "empezar", "comenzar", "alta"),
-}
-_GLOBAL_KEY_BY_WORD = {
-    _fold(word): key for key, words in _GLOBAL_WORDS.items() for word in words
-}
-
+# (退订) is the Chinese carriers' one; the words files list them all as STOP.
+_GLOBAL_KEY_BY_WORD: dict[str, GlobalKey] = {}  # filled by use_words
 
 def parse_global_key(text: str) -> GlobalKey | None:
     """A global key, only when it is the whole message: "0", "9", "*", "help", "菜单",
@@ -218,11 +204,7 @@ def parse_global_key(text: str) -> GlobalKey | None:
 
 # --- Greetings --------------------------------------------------------------------------
 
-_GREETINGS = frozenset(_fold(word) for word in (
-    "hello", "hi", "hey", "hello there", "hi there", "good morning", "good afternoon",
-    "good evening", "你好", "您好", "你们好", "喂", "早上好", "下午好", "晚上好", "哈喽",
-    "hola", "buenos días", "buenas tardes", "buenas noches", "buenas", "buen día", "saludos",
-))
+_GREETINGS: frozenset[str] = frozenset()  # filled by use_words
 
 
 def is_greeting(text: str) -> bool:
@@ -232,16 +214,7 @@ def is_greeting(text: str) -> bool:
 
 # --- Language ---------------------------------------------------------------------------
 
-_LANGUAGE_BY_NAME = _folded_table(
-    {
-        "en": ("english", "英语", "英文", "inglés"),
-        "zh_Hans": (
-            "中文", "汉语", "普通话", "简体中文", "中文简体", "国语", "华语",
-            "chinese", "mandarin", "chino", "mandarín",
-        ),
-        "es": ("español", "spanish", "西班牙语", "西班牙文", "castellano"),
-    }
-)
+_LANGUAGE_BY_NAME: dict[str, str] = {}  # filled by use_words
 
 
 def parse_language(text: str) -> str | None:
@@ -252,69 +225,14 @@ def parse_language(text: str) -> str | None:
 
 # --- Numbers ----------------------------------------------------------------------------
 
-_CARDINAL_WORDS = _folded_table(
-    {
-        str(n): words
-        for n, words in {
-            0: ("zero", "cero"),
-            1: ("one", "uno"),
-            2: ("two", "dos"),
-            3: ("three", "tres"),
-            4: ("four", "cuatro"),
-            5: ("five", "cinco"),
-            6: ("six", "seis"),
-            7: ("seven", "siete"),
-            8: ("eight", "ocho"),
-            9: ("nine", "nueve"),
-            10: ("ten", "diez"),
-            # "once" is Spanish 11; an English "just once" reads as 11 too.
-            11: ("eleven", "once"),
-            12: ("twelve", "doce"),
-            13: ("thirteen", "trece"),
-            14: ("fourteen", "catorce"),
-            15: ("fifteen", "quince"),
-            16: ("sixteen", "dieciséis"),
-            17: ("seventeen", "diecisiete"),
-            18: ("eighteen", "dieciocho"),
-            19: ("nineteen", "diecinueve"),
-            20: ("twenty", "veinte"),
-        }.items()
-    }
-)
-_ORDINAL_WORDS = _folded_table(
-    {
-        str(n): words
-        for n, words in {
-            1: ("first", "primero", "primera", "primer"),
-            2: ("second", "segundo", "segunda"),
-            3: ("third", "tercero", "tercera", "tercer"),
-            4: ("fourth", "cuarto", "cuarta"),
-            5: ("fifth", "quinto", "quinta"),
-            6: ("sixth", "sexto", "sexta"),
-            7: ("seventh", "séptimo", "séptima"),
-            8: ("eighth", "octavo", "octava"),
-            9: ("ninth", "noveno", "novena"),
-            10: ("tenth", "décimo", "décima"),
-            11: ("eleventh",),
-            12: ("twelfth",),
-            13: ("thirteenth",),
-            14: ("fourteenth",),
-            15: ("fifteenth",),
-            16: ("sixteenth",),
-            17: ("seventeenth",),
-            18: ("eighteenth",),
-            19: ("nineteenth",),
-            20: ("twentieth",),
-        }.items()
-    }
-)
-_NUMBER_WORDS = {word: int(value) for word, value in {**_CARDINAL_WORDS, **_ORDINAL_WORDS}.items()}
-
+# Filled by use_words: number words by value, and where "one" is a pronoun.
+_CARDINAL_WORDS: dict[str, str] = {}
+_ORDINAL_WORDS: dict[str, str] = {}
+_NUMBER_WORDS: dict[str, int] = {}
 # "the second one", "that one": here "one" is a pronoun, not the number 1.
-_ONE_IS_PRONOUN_AFTER = frozenset(
-    {"the", "that", "this", "which", "other", "last", "next", "each", "any", "no", "some"}
-    | set(_ORDINAL_WORDS)
-)
+_ONE_IS_PRONOUN_BEFORE_ORDINALS = frozenset(
+    {"the", "that", "this", "which", "other", "last", "next", "each", "any", "no", "some"})
+_ONE_IS_PRONOUN_AFTER: frozenset[str] = _ONE_IS_PRONOUN_BEFORE_ORDINALS
 _DIGIT_ORDINAL = re.compile(r"\d+(?:st|nd|rd|th)")
 _TOKEN = re.compile(r"[^\W_]+")
 _DIGIT_RUN = re.compile(r"\d+")
@@ -405,26 +323,9 @@ def parse_number(text: str) -> int | None:
 
 # --- Yes / no ---------------------------------------------------------------------------
 
-# Longest phrase wins, so "no problem" is a yes and "not right" a no.
-_ANSWER_BY_PHRASE = _folded_table(
-    {
-        "yes": (
-            "yes", "y", "yeah", "yea", "yep", "yup", "ok", "okay", "okey", "sure",
-            "correct", "right", "confirm", "confirmed", "that's right", "that is right",
-            "all right", "alright", "of course", "no problem", "no worries",
-            "是", "是的", "好", "好的", "对", "对的", "對", "确认", "確認", "确定",
-            "可以", "行", "嗯", "没问题", "没错",
-            "sí", "si", "vale", "claro", "correcto", "de acuerdo", "está bien",
-            "confirmar", "confirmo", "por supuesto", "no hay problema",
-        ),
-        "no": (
-            "no", "n", "nope", "nah", "wrong", "not right", "not correct", "incorrect",
-            "不", "不是", "不对", "不對", "否", "不要", "错", "錯", "没有",
-            "no es", "incorrecto", "negativo",
-        ),
-    }
-)
-_ANSWER_PHRASES = sorted(_ANSWER_BY_PHRASE, key=len, reverse=True)
+# Longest phrase wins, so "no problem" is a yes and "not right" a no. Filled by use_words.
+_ANSWER_BY_PHRASE: dict[str, str] = {}
+_ANSWER_PHRASES: list[str] = []
 # "是不是", "对不起", "行不行": a yes-word followed by a negation is a question or an
 # apology, not a yes.
 _CHINESE_NEGATIONS = ("不", "否", "没")
@@ -463,37 +364,15 @@ def parse_yes_no(text: str) -> bool | None:
 
 # --- Dates ------------------------------------------------------------------------------
 
-_MONTHS: dict[int, tuple[str, ...]] = {
-    1: ("january", "jan", "enero", "ene"),
-    2: ("february", "feb", "febrero"),
-    3: ("march", "mar", "marzo"),
-    4: ("april", "apr", "abril", "abr"),
-    5: ("may", "mayo"),
-    6: ("june", "jun", "junio"),
-    7: ("july", "jul", "julio"),
-    8: ("august", "aug", "agosto", "ago"),
-    9: ("september", "sep", "sept", "septiembre", "setiembre"),
-    10: ("october", "oct", "octubre"),
-    11: ("november", "nov", "noviembre"),
-    12: ("december", "dec", "diciembre", "dic"),
-}
-_MONTH_BY_NAME = {name: month for month, names in _MONTHS.items() for name in names}
-_MONTH_NAME = "|".join(sorted(_MONTH_BY_NAME, key=len, reverse=True))
+_MONTH_BY_NAME: dict[str, int] = {}  # filled by use_words
 _NOT_LETTER_BEFORE = r"(?<![^\W\d_])"
 _NOT_LETTER_AFTER = r"(?![^\W\d_])"
 _DAY_NUMBER = r"(?P<day>\d{1,2})(?:st|nd|rd|th|o|ro)?"  # "1º" is "1o" after NFKC
 _YEAR_NUMBER = r"(?P<year>\d{4})"
 
-# "3 December", "3rd of December", "el 3 de diciembre de 2026", "7 March 1950"
-_DAY_MONTH_NAME = re.compile(
-    rf"(?<!\w){_DAY_NUMBER}\s+(?:de\s+|of\s+)?(?P<month>{_MONTH_NAME})\.?"
-    rf"(?:,?\s+(?:de\s+|del\s+)?{_YEAR_NUMBER}(?!\d))?{_NOT_LETTER_AFTER}"
-)
-# "Dec 3", "December 3rd", "March 7, 1950"
-_MONTH_NAME_DAY = re.compile(
-    rf"{_NOT_LETTER_BEFORE}(?P<month>{_MONTH_NAME})\.?\s+(?:the\s+)?{_DAY_NUMBER}(?!\d)"
-    rf"(?:,?\s+{_YEAR_NUMBER}(?!\d))?(?!\w)"
-)
+# "3 December", "3rd of December", "el 3 de diciembre de 2026", "7 March 1950", and
+# "Dec 3", "December 3rd", "March 7, 1950": built from the month names by use_words.
+_DAY_MONTH_NAME = _MONTH_NAME_DAY = re.compile(r"(?!x)x")
 # "2026-12-03", "2026/12/3", "1950.3.7"
 _YEAR_MONTH_DAY = re.compile(
     r"(?<![\d/.\-])(?P<year>\d{4})(?P<sep>[-/.])(?P<month>\d{1,2})(?P=sep)(?P<day>\d{1,2})(?!\d)"
@@ -524,38 +403,8 @@ _CJK_WEEKDAY = re.compile(
 )
 _CJK_WEEKDAY_INDEX = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6}
 
-_WEEKDAY_BY_NAME = _folded_table(
-    {
-        str(index): names
-        for index, names in enumerate(
-            (
-                ("monday", "mon", "lunes"),
-                ("tuesday", "tue", "tues", "martes"),
-                ("wednesday", "wed", "miércoles"),
-                ("thursday", "thu", "thur", "thurs", "jueves"),
-                ("friday", "fri", "viernes"),
-                ("saturday", "sat", "sábado"),
-                ("sunday", "sun", "domingo"),
-            )
-        )
-    }
-)
-
-_RELATIVE_DAYS = sorted(
-    _folded_table(
-        {
-            "0": ("today", "hoy", "今天", "今日", "今早", "今晚"),
-            "1": (
-                "tomorrow", "tmrw", "tmr", "tomorow", "tommorow", "tommorrow",
-                "mañana", "明天", "明日", "明早",
-            ),
-            "2": ("day after tomorrow", "pasado mañana", "后天", "後天"),
-            "3": ("大后天", "大後天"),
-        }
-    ).items(),
-    key=lambda item: len(item[0]),
-    reverse=True,
-)
+_WEEKDAY_BY_NAME: dict[str, str] = {}  # filled by use_words
+_RELATIVE_DAYS: list[tuple[str, str]] = []  # (phrase, days from today), longest first
 # "por la mañana", "esta mañana", "las mañanas" mean morning, not tomorrow.
 _SPANISH_MORNING = re.compile(
     rf"{_NOT_LETTER_BEFORE}(?:la|las|esta|una|cada)\s+mananas?{_NOT_LETTER_AFTER}"
@@ -817,16 +666,8 @@ class DayPart(enum.Enum):
 
 
 # Strong words name a day part outright. "mañana" alone is weak: it is also "tomorrow",
-# so "mañana por la tarde" is an afternoon.
-_STRONG_DAY_PART_WORDS = _folded_table(
-    {
-        "morning": (
-            "morning", "mornings", "a.m", "forenoon", "before noon",
-            "上午", "早上", "早晨", "la mañana",
-        ),
-        "afternoon": ("afternoon", "afternoons", "pm", "p.m", "下午", "午后", "午後", "tarde"),
-    }
-)
+# so "mañana por la tarde" is an afternoon. Filled by use_words.
+_STRONG_DAY_PART_WORDS: dict[str, str] = {}
 _AM_AFTER_DIGIT = re.compile(rf"\d\s*am{_NOT_LETTER_AFTER}")
 
 
@@ -858,20 +699,11 @@ class _ClockReading:
     part: DayPart | None = None
 
 
-_HOUR_WORDS = {**{w: int(v) for w, v in _CARDINAL_WORDS.items() if int(v) <= 23}, "una": 1}
-_HOUR_WORD = "|".join(sorted(_HOUR_WORDS, key=len, reverse=True))
+# Hour words ("nine", "las diez", "la una"), and the patterns that read them: built from
+# the number words by use_words.
+_HOUR_WORDS: dict[str, int] = {}
 _MERIDIEM_SUFFIX = rf"(?:\s*(?P<part>[ap])\.?\s?m{_NOT_LETTER_AFTER}\.?)?"
-# "las diez" -> "las 10", "nine o'clock" -> "9 oclock": words become digits only where
-# they can only be an hour.
-_HOUR_WORD_AFTER_ARTICLE = re.compile(
-    rf"{_NOT_LETTER_BEFORE}(?P<lead>a las|las|a la|la|at)\s+(?P<word>{_HOUR_WORD}){_NOT_LETTER_AFTER}"
-)
-_HOUR_WORD_BEFORE_MARK = re.compile(
-    rf"{_NOT_LETTER_BEFORE}(?P<word>{_HOUR_WORD})(?=\s*(?:oclock|[ap]\.?\s?m{_NOT_LETTER_AFTER}))"
-)
-_MINUTE_WORD_AFTER_Y = re.compile(
-    rf"{_NOT_LETTER_BEFORE}(?P<lead>y|menos)\s+(?P<word>{_HOUR_WORD}|veinticinco){_NOT_LETTER_AFTER}"
-)
+_HOUR_WORD_AFTER_ARTICLE = _HOUR_WORD_BEFORE_MARK = _MINUTE_WORD_AFTER_Y = re.compile(r"(?!x)x")
 _CHINESE_CLOCK = re.compile(
     rf"(?P<hour>\d{{1,2}}|{_CN_NUMERAL}{{1,3}})\s*(?:点|點|时|時)(?:钟|鐘)?\s*"
     rf"(?:(?P<half>半)|(?P<quarter>一刻)|(?P<three_quarters>三刻)"
@@ -892,20 +724,8 @@ _BARE_HOUR = re.compile(
     r"(?<![\d:./\-,])(?P<hour>\d{1,2})(?!\d)(?![:./\-,]\d)"
     rf"(?:\s*(?P<part>[ap])\.?\s?m{_NOT_LETTER_AFTER}\.?|\s*oclock|\s*h{_NOT_LETTER_AFTER})?"
 )
-_NOON_WORDS = ("noon", "midday", "mediodia", "中午")
-_DAY_PART_PHRASES = _folded_table(
-    {
-        "morning": (
-            "in the morning", "de la mañana", "por la mañana", "en la mañana",
-            "de madrugada", "上午", "早上", "早晨", "凌晨",
-        ),
-        "afternoon": (
-            "in the afternoon", "in the evening", "at night", "de la tarde",
-            "por la tarde", "en la tarde", "de la noche", "por la noche",
-            "下午", "晚上", "中午", "傍晚", "午后", "午後",
-        ),
-    }
-)
+_NOON_WORDS: tuple[str, ...] = ()  # filled by use_words
+_DAY_PART_PHRASES: dict[str, str] = {}  # filled by use_words
 
 
 def _words_to_hour_digits(folded: str) -> str:
@@ -1120,14 +940,10 @@ def _prefix_keys(folded: str, options: Sequence[tuple[str, Sequence[str]]]) -> s
 
 # Words that may stand around a chosen number without making it part of a sentence:
 # "option 2", "number two please", "the second one", "我选三", "第二个", "la dos".
-_CHOICE_FILLERS = frozenset(_fold(word) for word in (
-    "option", "options", "number", "no", "num", "nr", "the", "that", "this", "one", "please",
-    "pls", "plz", "i", "ill", "id", "choose", "pick", "take", "want", "like", "would", "go",
-    "with", "is", "it", "its", "ok", "okay", "thanks", "thank", "you", "select", "press",
-    "opción", "opcion", "número", "numero", "la", "el", "lo", "por", "favor", "quiero",
-    "elijo", "escojo", "gracias", "de", "del",
-))
-_CHINESE_CHOICE_FILLERS = "我选要第个号的吧就请这那择挂呢啊"
+_CHOICE_FILLERS: frozenset[str] = frozenset()  # filled by use_words
+# Characters of an unspaced script (Chinese) that may stand around a chosen number:
+# single-character choice fillers. Filled by use_words.
+_CHOICE_FILLER_CHARS: frozenset[str] = frozenset()
 # A sign, a range, a fraction or a decimal around digits: not a menu number.
 _SIGNED_OR_RANGE = re.compile(r"(?:^|[^\w])[-+\u2212\u2013\u2014]\s*\d|\d\s*[-\u2013\u2014~/.,]\s*\d")
 
@@ -1149,7 +965,7 @@ def _is_bare_choice(folded: str) -> bool:
         elif token in _CHOICE_FILLERS:
             continue
         elif _is_unspaced(token):
-            rest = "".join(ch for ch in token if ch not in _CHINESE_CHOICE_FILLERS)
+            rest = "".join(ch for ch in token if ch not in _CHOICE_FILLER_CHARS)
             if rest and not _CN_NUMERAL_RUN.fullmatch(rest):
                 return False
             numbers += bool(rest)
@@ -1261,15 +1077,8 @@ def rank_options(text: str, options: Sequence[tuple[str, Sequence[str]]], *, lim
 
 
 # Words that say nothing about which department: "I need", "please", "for my mum".
-_MENTION_FILLERS = frozenset(_fold(word) for word in (
-    "i", "need", "want", "would", "like", "a", "an", "the", "to", "see", "book", "for", "my", "me",
-    "please", "appointment", "doctor", "go", "in", "at", "with", "is", "it", "dr", "clinic",
-    "department", "hurts", "hurt", "pain", "mum", "mom", "dad", "mother", "father", "his", "her",
-    "quiero", "necesito", "una", "un", "el", "la", "los", "las", "cita", "con", "de", "del", "para",
-    "mi", "me", "duele", "por", "favor", "médico", "medico", "consulta", "ver", "al", "a", "y",
-    "madre", "padre", "mamá", "papá",
-))
-_CHINESE_MENTION_FILLERS = "我要想挂看预约个号的了请帮给妈爸爸妈妈医生科疼痛好几天"
+_MENTION_FILLERS: frozenset[str] = frozenset()  # filled by use_words
+_MENTION_FILLER_CHARS: frozenset[str] = frozenset()  # the same for mentions; use_words
 
 
 def _says_little_else(folded: str, spans: list[tuple[int, int]]) -> bool:
@@ -1283,7 +1092,7 @@ def _says_little_else(folded: str, spans: list[tuple[int, int]]) -> bool:
         if token.isdecimal() or token in _MENTION_FILLERS:
             continue
         if _is_unspaced(token):
-            others += sum(1 for ch in token if ch not in _CHINESE_MENTION_FILLERS) / 2
+            others += sum(1 for ch in token if ch not in _MENTION_FILLER_CHARS) / 2
         else:
             others += 1
     return others <= 3
@@ -1330,3 +1139,73 @@ def _alike_chinese(text: str, name: str) -> float:
         if same >= len(name) - 1:
             best = max(best, same / len(name))
     return best if best >= 0.75 else 0.0
+
+
+# --- The words, handed in at start-up ------------------------------------------------------
+
+_WORDS = Words()
+
+
+def use_words(words: Words) -> None:
+    """Install the words every parser reads (see engine/words.py). Called once at
+    start-up by whoever builds the app (assistant.bootstrap) or runs the tests; the
+    tables and the patterns made from them are rebuilt here, never read from a file."""
+    global _WORDS, _GLOBAL_KEY_BY_WORD, _GREETINGS, _LANGUAGE_BY_NAME, _CARDINAL_WORDS
+    global _ORDINAL_WORDS, _NUMBER_WORDS, _ONE_IS_PRONOUN_AFTER, _ANSWER_BY_PHRASE
+    global _ANSWER_PHRASES, _MONTH_BY_NAME, _DAY_MONTH_NAME, _MONTH_NAME_DAY, _WEEKDAY_BY_NAME
+    global _RELATIVE_DAYS, _STRONG_DAY_PART_WORDS, _HOUR_WORDS, _HOUR_WORD_AFTER_ARTICLE
+    global _HOUR_WORD_BEFORE_MARK, _MINUTE_WORD_AFTER_Y, _NOON_WORDS, _DAY_PART_PHRASES
+    global _CHOICE_FILLERS, _MENTION_FILLERS, _CHOICE_FILLER_CHARS, _MENTION_FILLER_CHARS
+    _WORDS = words
+    _GLOBAL_KEY_BY_WORD = {_fold(word): GlobalKey(key)
+                           for key, group in words.table("global_keys").items() for word in group
+                           if key in GlobalKey._value2member_map_ and _fold(word) != "cancel"}
+    _GREETINGS = frozenset(_fold(word) for word in words.list("greetings"))
+    _LANGUAGE_BY_NAME = _folded_table(words.table("language_names"))
+    _CARDINAL_WORDS = _folded_table(words.table("cardinals"))
+    _ORDINAL_WORDS = _folded_table(words.table("ordinals"))
+    _NUMBER_WORDS = {word: int(value) for word, value in {**_CARDINAL_WORDS, **_ORDINAL_WORDS}.items()}
+    _ONE_IS_PRONOUN_AFTER = _ONE_IS_PRONOUN_BEFORE_ORDINALS | set(_ORDINAL_WORDS)
+    _ANSWER_BY_PHRASE = _folded_table({"yes": words.list("yes"), "no": words.list("no")})
+    _ANSWER_PHRASES = sorted(_ANSWER_BY_PHRASE, key=len, reverse=True)
+    _MONTH_BY_NAME = {name: int(month) for month, names in words.table("months").items()
+                      for name in (_fold(n) for n in names)}
+    month_name = "|".join(sorted(map(re.escape, _MONTH_BY_NAME), key=len, reverse=True)) or "(?!x)x"
+    _DAY_MONTH_NAME = re.compile(
+        rf"(?<!\w){_DAY_NUMBER}\s+(?:de\s+|of\s+)?(?P<month>{month_name})\.?"
+        rf"(?:,?\s+(?:de\s+|del\s+)?{_YEAR_NUMBER}(?!\d))?{_NOT_LETTER_AFTER}")
+    _MONTH_NAME_DAY = re.compile(
+        rf"{_NOT_LETTER_BEFORE}(?P<month>{month_name})\.?\s+(?:the\s+)?{_DAY_NUMBER}(?!\d)"
+        rf"(?:,?\s+{_YEAR_NUMBER}(?!\d))?(?!\w)")
+    _WEEKDAY_BY_NAME = _folded_table(words.table("weekdays"))
+    _RELATIVE_DAYS = sorted(_folded_table(words.table("relative_days")).items(),
+                            key=lambda item: len(item[0]), reverse=True)
+    _STRONG_DAY_PART_WORDS = _folded_table(words.table("strong_day_parts"))
+    # "la una" is one o'clock: the Spanish feminine "one" that only an hour takes.
+    _HOUR_WORDS = {**{w: int(v) for w, v in _CARDINAL_WORDS.items() if int(v) <= 23}, "una": 1}
+    hour_word = "|".join(sorted(map(re.escape, _HOUR_WORDS), key=len, reverse=True))
+    # "las diez" -> "las 10", "nine o'clock" -> "9 oclock": words become digits only where
+    # they can only be an hour.
+    _HOUR_WORD_AFTER_ARTICLE = re.compile(
+        rf"{_NOT_LETTER_BEFORE}(?P<lead>a las|las|a la|la|at)\s+(?P<word>{hour_word}){_NOT_LETTER_AFTER}")
+    _HOUR_WORD_BEFORE_MARK = re.compile(
+        rf"{_NOT_LETTER_BEFORE}(?P<word>{hour_word})(?=\s*(?:oclock|[ap]\.?\s?m{_NOT_LETTER_AFTER}))")
+    _MINUTE_WORD_AFTER_Y = re.compile(
+        rf"{_NOT_LETTER_BEFORE}(?P<lead>y|menos)\s+(?P<word>{hour_word}|veinticinco){_NOT_LETTER_AFTER}")
+    _NOON_WORDS = tuple(words.list("noon"))
+    _DAY_PART_PHRASES = _folded_table(words.table("day_part_phrases"))
+    _CHOICE_FILLERS = frozenset(_fold(word) for word in words.list("choice_fillers"))
+    _MENTION_FILLERS = frozenset(_fold(word) for word in words.list("mention_fillers"))
+    _CHOICE_FILLER_CHARS = frozenset(w for w in _CHOICE_FILLERS if len(w) == 1 and _is_unspaced(w))
+    _MENTION_FILLER_CHARS = frozenset(w for w in _MENTION_FILLERS if len(w) == 1 and _is_unspaced(w))
+
+
+def option_words(name: str) -> list[str]:
+    """The words for one of the assistant's own menu options ("who_me": "for me", "我自己",
+    "para mí"), from every language."""
+    return list(_WORDS.table("options").get(name, ()))
+
+
+def language_markers() -> dict[str, tuple[str, ...]]:
+    """Per language, words that show a message is written in it."""
+    return dict(_WORDS.markers)

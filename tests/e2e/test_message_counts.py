@@ -40,11 +40,11 @@ SECOND_DEPARTMENT = {"en": "General Medicine", "zh_Hans": "全科", "es": "Medic
 class Patient:
     """Talks to the assistant on one channel, choosing options by their labels."""
 
-    def __init__(self, app, channel: str, locale: str, clock) -> None:
+    def __init__(self, app, channel: str, locale: str, clock, address: str | None = None) -> None:
         renderer = renderer_for(app)
         self.renderer, self.channel, self.locale = renderer, channel, locale
         self.session = ConsoleSession(
-            channel, ADDRESS[(channel, locale)], renderer,
+            channel, address or ADDRESS[(channel, locale)], renderer,
             lambda ch, address, inbound: conversations.run_turn(app.services, ch, address, inbound,
                                                                 clock(), renderer),
             app.settings.default_locale)
@@ -114,3 +114,22 @@ def test_new_returning_and_book_again_flows_keep_to_their_limits(app, channel, l
 
     print(channel, locale, counts)
     assert all(counts[flow] <= limit for flow, limit in LIMITS.items()), counts
+
+
+@pytest.mark.parametrize("locale", ("en", "es"))
+def test_a_plus_86_caller_speaking_english_or_spanish_books_in_seven(app, locale):
+    """The number says Chinese, the caller's first words say otherwise: the first reply
+    is in the caller's language, so choosing it costs no key presses."""
+    moment = parse_now(NOW, app.settings.timezone)
+    app.clock = lambda: moment
+    jobs.seed_file(app, PROJECT_ROOT / "config" / "demo_hospital.toml")
+    patient = Patient(app, "voice", locale, app.clock, address="+8613800000399")
+    number, name = PATIENT[locale]
+    patient.say(GREETING[locale])
+    assert patient.label(N_("For me")) in [o.label for o in patient.last.options]
+    patient.choose(patient.label(N_("For me")))
+    for text in (number, name, FIRST_DEPARTMENT[locale]):
+        patient.say(text)
+    patient.first_time()
+    patient.say(YES[locale])
+    assert len(service.staff_bookings(app.services)) == 1 and patient.sent == 7

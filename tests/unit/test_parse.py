@@ -739,16 +739,58 @@ def test_option_with_no_options_is_none():
 # --- module rules -----------------------------------------------------------------------
 
 
-def test_parse_imports_only_the_standard_library():
+def test_parse_imports_only_the_standard_library_and_its_words():
     tree = ast.parse(Path(parse.__file__).read_text(encoding="utf-8"))
     imported = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            imported.update(alias.name.split(".")[0] for alias in node.names)
+            imported.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            imported.add(node.module.split(".")[0])
+            imported.add(node.module)
     assert imported, "the scan found no imports at all"
-    assert imported <= set(sys.stdlib_module_names) | {"__future__"}
+    outside = {name for name in imported if name.split(".")[0] not in sys.stdlib_module_names}
+    assert outside <= {"__future__", "assistant.engine.words"}
+
+
+def test_parse_holds_no_word_tables():
+    # The words live in locales/<code>/words.toml and are handed in at start-up; parse.py
+    # keeps the rules (some of which name a grammar word, like Spanish "las" before an hour).
+    tree = ast.parse(Path(parse.__file__).read_text(encoding="utf-8"))
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body
+                  and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    constants = " ".join(node.value for node in ast.walk(tree)
+                         if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                         and id(node) not in docstrings)
+    for word in ("tomorrow", "明天", "january", "enero", "hola", "你好", "español", "是的", "vale",
+                 "seventeen", "diecisiete", "wednesday", "miércoles", "operator", "人工"):
+        assert word not in constants, word
+
+
+def test_a_fourth_language_needs_only_its_words_file(tmp_path):
+    from assistant.config import LOCALES_DIR
+    from assistant.engine.words import Words
+    from assistant.i18n.words import load_words
+
+    shipped = load_words(LOCALES_DIR)
+    french = {"yes": ["oui", "d'accord"], "no": ["non"], "greetings": ["bonjour"],
+              "cardinals": {"2": ["deux"]}, "relative_days": {"1": ["demain"]},
+              "language_names": {"fr": ["français"]}, "global_keys": {"help": ["aide"]}}
+    try:
+        parse.use_words(Words.from_languages({"shipped": _as_table(shipped), "fr": french}))
+        assert parse.parse_yes_no("Oui") is True and parse.parse_yes_no("non") is False
+        assert parse.is_greeting("Bonjour !") and parse.parse_number("deux") == 2
+        assert parse.parse_date("demain", dt.date(2026, 12, 1), day_first=True) == dt.date(2026, 12, 2)
+        assert parse.parse_language("Français") == "fr" and parse.parse_global_key("AIDE") is not None
+        assert parse.parse_yes_no("sí") is True  # the shipped languages still work alongside
+    finally:
+        parse.use_words(shipped)
+
+
+def _as_table(words) -> dict:
+    return {**{name: list(values) for name, values in words.lists.items()},
+            **{name: {key: list(group) for key, group in table.items()}
+               for name, table in words.tables.items()}}
 
 
 def test_no_word_table_maps_cancel():

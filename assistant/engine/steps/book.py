@@ -15,6 +15,7 @@ import re
 from datetime import time, timedelta
 
 from assistant.engine.flow import Step
+from assistant.engine.parse import option_words
 from assistant.engine.messages import N_, Msg, Names, When, msg
 from assistant.engine.ports import Done, NewPatient, Refused, SlotInfo
 from assistant.engine.state import Conversation, IdentityDraft
@@ -26,7 +27,6 @@ from assistant.engine.steps.base import (
 
 NOON = time(12, 0)
 DAYS_LISTED = 15  # open days fetched for the day menu (three pages)
-PART_WORDS = {"morning": ["morning"], "afternoon": ["afternoon"]}
 
 
 def _departments(ctx: Ctx):
@@ -457,7 +457,7 @@ def fix_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
 
 
 def fix_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
-    choice = menu_choice(state, text, FIX_WORDS)
+    choice = menu_choice(state, text, fix_words())
     if choice is None:
         return Retry()
     if choice == "time":
@@ -465,9 +465,8 @@ def fix_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
     return Go(Step.ID_NUMBER, state.with_(draft=IdentityDraft(), page=0))
 
 
-FIX_WORDS = {"time": ["time", "day", "date", "时间", "日期", "hora", "día", "dia", "fecha"],
-             "identity": ["name", "id", "birth", "born", "名字", "姓名", "身份证", "生日", "nombre",
-                          "documento", "nacimiento"]}
+def fix_words() -> dict[str, list[str]]:
+    return {"time": option_words("fix_time"), "identity": option_words("fix_identity")}
 
 
 STEPS = {

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from assistant.engine.flow import Step
+from assistant.engine.parse import option_words
 from assistant.engine.messages import N_, Msg, msg
 from assistant.engine.state import Conversation, IdentityDraft
 from assistant.engine.steps.base import (
@@ -21,17 +22,9 @@ from assistant.engine.steps.base import (
 )
 from assistant.engine.messages import Ask, Expect, ExpectKind
 
-# "my bookings" in each language, also understood where a new address is asked who.
-MENU_BOOKINGS_WORDS = ["my bookings", "bookings", "我的预约", "mis citas"]
-# Asking to book at the question of whom for: the question is asked again, kindly.
-BOOK_WORDS = ["book", "book an appointment", "appointment", "预约", "挂号", "预约挂号", "reservar",
-              "cita", "pedir cita"]
-
-WHO_WORDS = {
-    "me": ["me", "myself", "for me", "我", "我自己", "自己", "本人", "yo", "para mí", "para mi", "mí"],
-    "other": ["someone else", "other", "another", "family", "别人", "家人", "其他人", "替别人",
-              "otra persona", "otro", "familiar"],
-}
+def who_words() -> dict[str, list[str]]:
+    """Words for "for me" and "for someone else", in every language (words.toml)."""
+    return {"me": option_words("who_me"), "other": option_words("who_other")}
 
 ID_HINTS: dict[str, Msg] = {
     "length": msg(N_("An ID card number has 18 characters. Please check it and send it again.")),
@@ -70,12 +63,12 @@ def who_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
     from assistant.engine.parse import match_label, parse_choice
 
     if parse_choice(text) is None:
-        said = match_label(text, [("bookings", MENU_BOOKINGS_WORDS), ("book", BOOK_WORDS)])
+        said = match_label(text, [("bookings", option_words("my_bookings")), ("book", option_words("book"))])
         if said == "bookings":  # "my bookings", 我的预约, mis citas: also for a returning address
             return Go(Step.BOOKINGS, state.with_(page=0))
         if said == "book":  # "book", 预约, cita: that is what this question is for
             return Go(Step.WHO, state)
-    choice = menu_choice(state, text, WHO_WORDS)
+    choice = menu_choice(state, text, who_words())
     if choice is None:
         return Retry()
     if choice == "bookings":

@@ -12,6 +12,7 @@ import unicodedata
 from typing import Mapping, Sequence
 
 from assistant.engine.flow import Step
+from assistant.engine.parse import language_markers
 from assistant.engine.messages import N_, Msg, msg
 from assistant.engine.state import Conversation
 from assistant.engine.steps.base import (
@@ -24,10 +25,6 @@ OWN_NAMES = {"en": "English", "zh_Hans": "中文", "es": "Español"}
 CALLING_CODES = {"+86": "zh_Hans", "+886": "zh_Hans", "+852": "zh_Hans", "+65": "zh_Hans",
                  "+34": "es", "+52": "es", "+54": "es", "+57": "es", "+56": "es", "+51": "es",
                  "+58": "es", "+53": "es", "+1": "en", "+44": "en", "+61": "en", "+64": "en"}
-# Whole words, except phrases and marks that can only be Spanish ("¿", "ñ", "por favor").
-SPANISH_MARKERS = ("hola", "quiero", "cita", "buenos", "buenas", "gracias", "por favor", "¿", "¡",
-                   "ñ", "reservar", "médico", "medico")
-ENGLISH_MARKERS = ("hello", "hi", "appointment", "book", "please", "thanks", "doctor", "help")
 
 
 def own_name(locale: str, names: Mapping[str, str] | None = None) -> str:
@@ -64,11 +61,14 @@ def from_text(text: str, supported: Sequence[str]) -> str | None:
         return match_tag("zh", supported)
     lowered = text[:200].lower()
     words = set(lowered.replace("?", " ").replace("!", " ").replace(",", " ").split())
-    if any(marker in lowered if not marker.isascii() or " " in marker else marker in words
-           for marker in SPANISH_MARKERS):
-        return match_tag("es", supported)
-    if any(marker in words for marker in ENGLISH_MARKERS):
-        return match_tag("en", supported)
+    # Each language's markers (words.toml): whole words, except phrases and marks that
+    # can only be that language ("¿", "ñ", "por favor"). English is tried last: its
+    # markers ("hi", "book") turn up in other languages' messages too.
+    markers = language_markers()
+    for code in sorted(markers, key=lambda code: code == "en"):
+        if any(marker in lowered if not marker.isascii() or " " in marker else marker in words
+               for marker in markers[code]):
+            return match_tag(code, supported)
     return None
 
 

@@ -12,6 +12,7 @@ two-word phrase ("cancel booking").
 from __future__ import annotations
 
 from assistant.engine.flow import Step
+from assistant.engine.parse import option_words
 from assistant.engine.messages import N_, Ask, Expect, ExpectKind, Names, When, msg
 from assistant.engine.ports import Refused
 from assistant.engine.state import Conversation
@@ -21,11 +22,10 @@ from assistant.engine.steps.base import (
     ask_menu, ask_yes_no, managed_booking, menu_choice, yes_no_answer,
 )
 
-ACTION_WORDS = {
-    "cancel": ["cancel booking", "cancel it", "cancel appointment", "取消预约", "取消", "anular", "anular cita"],
-    "change": ["change", "move", "reschedule", "another time", "改时间", "改约", "改", "cambiar", "otra hora"],
-    "keep": ["keep", "keep it", "保留", "不变", "mantener", "dejar"],
-}
+def action_words() -> dict[str, list[str]]:
+    """Words for cancel, change and keep, in every language (words.toml). Never plain
+    "cancel": Twilio's opt-out word."""
+    return {action: option_words(f"action_{action}") for action in ("cancel", "change", "keep")}
 
 
 _find = managed_booking
@@ -109,7 +109,7 @@ def action_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
 
 
 def action_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
-    choice = menu_choice(state, text, ACTION_WORDS)
+    choice = menu_choice(state, text, action_words())
     if choice is None:
         return Retry()
     if choice == "keep":

@@ -11,17 +11,16 @@ patient, a department, a time, yes) and books again in four.
 from __future__ import annotations
 
 from assistant.engine.flow import Step
+from assistant.engine.parse import option_words
 from assistant.engine.messages import N_, Names, msg
 from assistant.engine.state import Conversation
 from assistant.engine.steps.base import (
     SIMPLE_CHOICE, Answer, Ctx, Go, PromptResult, Retry, StepHandlers, ask_menu, menu_choice,
 )
 
-MENU_WORDS = {
-    "book": ["book", "appointment", "new", "预约", "挂号", "预定", "reservar", "cita", "pedir cita"],
-    "bookings": ["my bookings", "bookings", "check", "cancel booking", "change", "我的预约", "查询",
-                 "取消预约", "改约", "mis citas", "citas", "cambiar", "anular cita"],
-}
+def menu_words() -> dict[str, list[str]]:
+    """Words for the menu's options, in every language (locales/<code>/words.toml)."""
+    return {"book": option_words("menu_book"), "bookings": option_words("menu_bookings")}
 
 
 BOOK_FOR_LISTED = 2  # "book for <name>" entries, so the menu keeps to five options
@@ -46,7 +45,7 @@ def prompt(state: Conversation, ctx: Ctx) -> PromptResult:
 
 
 def answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
-    choice = menu_choice(state, text, MENU_WORDS)
+    choice = menu_choice(state, text, menu_words())
     if choice is None:
         return Retry()
     base = state.with_(patient_ref=None, relation=None, draft=None, department_id=None,
