@@ -81,7 +81,7 @@ def department_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
                         extra=[("all", msg(N_("Another department")))])
     groups = ctx.hospital.department_groups
     if groups and len(departments) > GROUPED_ABOVE and state.department_group is None:
-        return ask_menu(state, msg(N_("Which department? Send its name, or choose an area:")),
+        return ask_menu(state, msg(N_("Which department? Tell me its name, or choose an area:")),
                         [(f"group:{code}", label(dict(names))) for code, names in groups])
     if state.department_group is not None:
         departments = [d for d in departments if d.group == state.department_group]
