@@ -477,7 +477,21 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     for line in prepared:
         click.echo(line)
     click.echo(f"CareLine on http://{host}:{port}/  (Ctrl+C stops)")
+    for line in webhook_lines(obj.app.settings, f"http://{host}:{port}"):
+        click.echo(line)
     create_app(obj.app).run(host=host, port=port, debug=False, use_reloader=False)
+
+
+def webhook_lines(settings, local_url: str) -> list[str]:
+    """Where providers should send their webhooks, and what is still missing."""
+    base = settings.public_url or local_url
+    lines = [f"Twilio SMS webhook (POST): {base}/sms"]
+    if not settings.twilio.get("auth_token"):
+        lines.append("  it refuses every request until ASSISTANT_TWILIO_AUTH_TOKEN is set")
+    if not settings.public_url:
+        lines.append("  behind a proxy, set ASSISTANT_PUBLIC_URL to the address Twilio calls")
+    lines.append("Try the patient's side without a phone: assistant chat")
+    return lines
 
 
 # ---- keys ---------------------------------------------------------------------------------

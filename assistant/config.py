@@ -106,6 +106,17 @@ class ConversationSettings:
 
 
 @dataclass(frozen=True)
+class ProviderSettings:
+    """Credentials of one provider (Twilio: account_sid/auth_token; Telegram:
+    bot_token/secret_token). Kept out of repr, so they never reach a log."""
+
+    values: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def get(self, name: str) -> str:
+        return self.values.get(name, "")
+
+
+@dataclass(frozen=True)
 class Settings:
     instance_path: Path
     database_url: str
@@ -120,6 +131,9 @@ class Settings:
     identity: IdentitySettings
     policy: Policy
     conversation: ConversationSettings
+    public_url: str = ""
+    twilio: ProviderSettings = field(default_factory=ProviderSettings)
+    telegram: ProviderSettings = field(default_factory=ProviderSettings)
     # Where the values came from, for `assistant config show`; not a setting itself.
     sources: tuple[str, ...] = field(default=(), compare=False)
 
@@ -267,6 +281,9 @@ def _build(values: dict[str, Any], sources: tuple[str, ...]) -> Settings:
         ),
         policy=Policy.from_mapping(values["policy"]),
         conversation=ConversationSettings(**values["conversation"]),
+        public_url=values["public_url"].strip().rstrip("/"),
+        twilio=ProviderSettings(dict(values["twilio"])),
+        telegram=ProviderSettings(dict(values["telegram"])),
         sources=sources,
     )
 

@@ -34,17 +34,24 @@ table{border-collapse:collapse}td,th{padding:.3rem .8rem;border-bottom:1px solid
 
 
 def create_app(app: App) -> Flask:
+    from assistant.bootstrap import renderer_for
+    from assistant.web.webhooks import webhooks
+
     flask_app = Flask(__name__)
     flask_app.config["CARELINE"] = app
+    flask_app.config["CARELINE_RENDERER"] = renderer_for(app)  # catalogs compiled once
+    flask_app.register_blueprint(webhooks)
 
     @flask_app.get("/healthz")
     def healthz():
         try:
             with app.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
+                pending = connection.execute(
+                    text("SELECT count(*) FROM outbox WHERE status = 'pending'")).scalar()
         except Exception:  # the load balancer only needs to know we can't serve
             return jsonify(status="unavailable"), 503
-        return jsonify(status="ok")
+        # The outbox backlog: notices waiting for the senders (a growing number is an alarm).
+        return jsonify(status="ok", outbox_pending=pending)
 
     @flask_app.get("/")
     def status_page():

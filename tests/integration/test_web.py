@@ -11,7 +11,7 @@ def test_health_check_reports_a_reachable_database(app):
     client = create_app(app).test_client()
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok"}
+    assert response.get_json() == {"status": "ok", "outbox_pending": 0}
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
@@ -33,3 +33,23 @@ def test_status_page_lists_the_demo_departments_with_free_places(app):
     page = create_app(app).test_client().get("/").get_data(as_text=True)
     assert "Cardiology / 心内科 / Cardiología" in page
     assert "No hospital loaded yet" not in page
+
+
+def test_health_check_reports_the_outbox_backlog(app, services, now):
+    from datetime import date
+
+    from assistant.booking import service
+    from assistant.booking.service import AddressInput
+    from tests.support import add_hospital, new_slot, person
+
+    with services.uow() as uow:
+        depts = add_hospital(uow.session)
+        uow.commit()
+    patient = person("Wang Fang")
+    for dept, by in (("cardiology", AddressInput("phone", "+8613800000101")), ("eyes", AddressInput("telegram", "7001"))):
+        booked = service.book_slot(services, identity_input=patient, channel="sms", now=now, booked_by=by,
+                                   slot_id=new_slot(services, depts[dept], date(2026, 12, 5), 9),
+                                   relation="self" if dept == "cardiology" else "family")
+        assert booked.booking.code
+    # The second booking was made by someone else: one notice waits for her phone.
+    assert create_app(app).test_client().get("/healthz").get_json() == {"status": "ok", "outbox_pending": 1}
