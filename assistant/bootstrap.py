@@ -283,6 +283,23 @@ class App:
         self.engine.dispose()
 
 
+def build_senders(settings: Settings) -> dict:
+    """The configured channel senders, by the address kind they reach: Twilio SMS for
+    phones (account SID, auth token and a from number), the Telegram bot for chats. A
+    channel not configured has no sender, and its notices wait."""
+    from assistant.channels.senders import BackgroundLoop, TelegramSender, TwilioSmsSender
+
+    senders = {}
+    twilio = settings.twilio
+    if twilio.get("account_sid") and twilio.get("auth_token") and twilio.get("from_number"):
+        senders["phone"] = TwilioSmsSender(
+            twilio.get("account_sid"), twilio.get("auth_token"), twilio.get("from_number"),
+            status_callback=f"{settings.public_url}/sms/status" if settings.public_url else None)
+    if settings.telegram.get("bot_token"):
+        senders["telegram"] = TelegramSender(settings.telegram.get("bot_token"), BackgroundLoop())
+    return senders
+
+
 def install_words() -> None:
     """Hand every language's words (locales/<code>/words.toml) to the engine's parsers."""
     from assistant.config import LOCALES_DIR

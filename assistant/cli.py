@@ -479,7 +479,71 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     click.echo(f"CareLine on http://{host}:{port}/  (Ctrl+C stops)")
     for line in webhook_lines(obj.app.settings, f"http://{host}:{port}"):
         click.echo(line)
-    create_app(obj.app).run(host=host, port=port, debug=False, use_reloader=False)
+    flask_app = create_app(obj.app)
+    stop = _deliver_in_background(obj.app) if obj.app.settings.is_sqlite else None
+    try:
+        flask_app.run(host=host, port=port, debug=False, use_reloader=False)
+    finally:
+        if stop is not None:
+            stop.set()
+
+
+def _deliver_in_background(app):
+    """The SQLite demo runs the outbox delivery loop in a thread of its own (a hospital
+    on PostgreSQL runs `assistant worker` processes instead)."""
+    import threading
+
+    from assistant import notify
+    from assistant.bootstrap import build_senders, renderer_for
+
+    senders = build_senders(app.settings)
+    if not senders:
+        click.echo("Notices wait in the outbox: no Twilio or Telegram sender is configured")
+        return None
+    stop = threading.Event()
+    threading.Thread(target=notify.run, name="careline-outbox", daemon=True, args=(
+        app.services, senders, renderer_for(app), app.clock),
+        kwargs={"default_locale": app.settings.default_locale, "stop": stop}).start()
+    click.echo(f"Delivering notices by {', '.join(sorted(senders))}")
+    return stop
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Deliver what is due now, then stop.")
+@click.option("--interval", type=click.FloatRange(0.5, 3600), default=5.0, show_default=True,
+              help="Seconds to wait when nothing is due.")
+@click.pass_obj
+def worker(obj: Context, once: bool, interval: float) -> None:
+    """Deliver the outbox: notices to patients by SMS and Telegram. Several workers may
+    run at once (each message is claimed by one)."""
+    import threading
+
+    from assistant import notify
+    from assistant.bootstrap import build_senders, renderer_for
+
+    app = obj.migrated_app
+    senders = build_senders(app.settings)
+    if not senders:
+        _fail("no sender is configured: set ASSISTANT_TWILIO_ACCOUNT_SID, "
+              "ASSISTANT_TWILIO_AUTH_TOKEN and ASSISTANT_TWILIO_FROM_NUMBER, or "
+              "ASSISTANT_TELEGRAM_BOT_TOKEN")
+    renderer = renderer_for(app)
+    try:
+        if once:
+            report = notify.deliver_due(app.services, senders, renderer, app.clock(),
+                                        worker=notify.worker_name(),
+                                        default_locale=app.settings.default_locale, limit=1000)
+            click.echo(f"sent {report.sent}, to retry {report.retried}, given up {report.failed}")
+            return
+        stop = threading.Event()
+        try:
+            notify.run(app.services, senders, renderer, app.clock,
+                       default_locale=app.settings.default_locale, stop=stop, interval=interval)
+        except KeyboardInterrupt:
+            stop.set()
+    finally:
+        for sender in senders.values():
+            sender.close()
 
 
 def webhook_lines(settings, local_url: str) -> list[str]:

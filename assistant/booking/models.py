@@ -377,6 +377,14 @@ class OutboxMessage(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Delivery: a worker claims a message for a while (so two never send it), and a
+    # failed attempt waits before the next.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    provider_ref: Mapped[str | None] = mapped_column(String(64))  # Twilio SID, Telegram message id
+    delivery_status: Mapped[str | None] = mapped_column(String(32))  # from the provider's callbacks
+    last_error: Mapped[str | None] = mapped_column(String(200))
 
 
 class KeyCheck(Base):

@@ -79,3 +79,17 @@ def sms() -> Response:
         return _twiml([])
     locale = result.turn.state.locale or app.settings.default_locale
     return _twiml(render_sms(result.turn.replies, locale, renderer).messages)
+
+
+@webhooks.post("/sms/status")
+def sms_status() -> Response:
+    """Twilio's status callback for a message CareLine sent: the delivery record."""
+    app = _careline()
+    if not twilio_signature_ok(app.settings, "/sms/status"):
+        return Response("forbidden", status=403, mimetype="text/plain")
+    sid, status = request.form.get("MessageSid", ""), request.form.get("MessageStatus", "")
+    if sid and status:
+        from assistant.booking import outbox
+
+        outbox.record_delivery_status(app.services, provider_ref=sid, status=status)
+    return Response("", status=204)
