@@ -117,6 +117,32 @@ class ProviderSettings:
 
 
 @dataclass(frozen=True)
+class VoiceSettings:
+    """How calls sound: per language, the speech tag and the voice; how long to wait."""
+
+    speech_languages: dict[str, str] = field(default_factory=lambda: {"en": "en-US"})
+    voices: dict[str, str] = field(default_factory=dict)
+    gather_timeout: int = 8
+
+    def language(self, locale: str) -> str:
+        return self.speech_languages.get(locale) or self.speech_languages.get("en", "en-US")
+
+    def voice(self, locale: str) -> str | None:
+        return self.voices.get(locale) or (None if locale in self.speech_languages else self.voices.get("en"))
+
+
+def _pairs(values: list, name: str) -> dict[str, str]:
+    """["en=en-US", ...] -> {"en": "en-US"}."""
+    pairs = {}
+    for item in values:
+        code, sep, value = str(item).partition("=")
+        if not sep or not code.strip() or not value.strip():
+            raise SettingsError(f"{name}: {item!r} must look like \"en=en-US\"")
+        pairs[code.strip()] = value.strip()
+    return pairs
+
+
+@dataclass(frozen=True)
 class Settings:
     instance_path: Path
     database_url: str
@@ -132,6 +158,7 @@ class Settings:
     policy: Policy
     conversation: ConversationSettings
     public_url: str = ""
+    voice: VoiceSettings = field(default_factory=VoiceSettings)
     twilio: ProviderSettings = field(default_factory=ProviderSettings)
     telegram: ProviderSettings = field(default_factory=ProviderSettings)
     # Where the values came from, for `assistant config show`; not a setting itself.
@@ -282,6 +309,9 @@ def _build(values: dict[str, Any], sources: tuple[str, ...]) -> Settings:
         policy=Policy.from_mapping(values["policy"]),
         conversation=ConversationSettings(**values["conversation"]),
         public_url=values["public_url"].strip().rstrip("/"),
+        voice=VoiceSettings(_pairs(values["voice"]["speech_languages"], "voice.speech_languages"),
+                            _pairs(values["voice"]["voices"], "voice.voices"),
+                            int(values["voice"]["gather_timeout"])),
         twilio=ProviderSettings(dict(values["twilio"])),
         telegram=ProviderSettings(dict(values["telegram"])),
         sources=sources,

@@ -192,3 +192,23 @@ def _decode_reply(data: dict) -> m.Reply:
     if "handoff" in data:
         return m.Handoff(data["handoff"], data["phone"], m.Names(data["hours"]) if data["hours"] else None)
     return m.End()
+
+
+def end_conversation(ctx: ServiceContext, channel: str, address: str, now: datetime) -> bool:
+    """The call is over: the next one starts afresh, keeping the language."""
+    address_index = _address_index(ctx, channel, address)
+    state, version = _load(ctx, channel, address_index)
+    if state is None:
+        return False
+    fresh = state.fresh().with_(updated_at=now)
+    with ctx.uow() as uow:
+        changed = uow.session.execute(
+            update(ConversationRecord)
+            .where(ConversationRecord.channel == channel,
+                   ConversationRecord.address_index == address_index,
+                   ConversationRecord.version == version)
+            .values(state_encrypted=ctx.keyring.encrypt(to_json(fresh)), version=version + 1,
+                    updated_at=now)
+            .returning(ConversationRecord.id)).first()
+        uow.commit()
+    return changed is not None

@@ -9,6 +9,7 @@ a view fail: an error inside a turn still answers with a kind apology.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 from flask import Blueprint, Response, current_app, request
@@ -92,4 +93,112 @@ def sms_status() -> Response:
         from assistant.booking import outbox
 
         outbox.record_delivery_status(app.services, provider_ref=sid, status=status)
+    return Response("", status=204)
+
+
+# ---- voice ------------------------------------------------------------------------------
+
+# Twilio posts these statuses when a call is over.
+CALL_OVER = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+
+def _step_token(event_id: str) -> str:
+    """The token the next Gather's action URL carries: derived from this event, so a
+    replayed event renders the very same TwiML, and the answer to it is recognised as a
+    replay by CallSid and token."""
+    return hashlib.sha256(f"{event_id}:next".encode()).hexdigest()[:16]
+
+
+def _voice_twiml(app, rendered, locale: str, event_id: str) -> Response:
+    from twilio.twiml.voice_response import VoiceResponse
+
+    voice = app.settings.voice
+    say = {"language": voice.language(locale)}
+    if voice.voice(locale):
+        say["voice"] = voice.voice(locale)
+    response = VoiceResponse()
+    if rendered.dial:
+        for text in rendered.messages:
+            response.say(text, **say)
+        response.dial(rendered.dial)
+        return Response(str(response), mimetype="application/xml")
+    if rendered.ended or rendered.expect == "none":
+        for text in rendered.messages:
+            response.say(text, **say)
+        response.hangup()
+        return Response(str(response), mimetype="application/xml")
+    base = app.settings.public_url or request.url_root.rstrip("/")
+    gather = {"input": "dtmf speech", "action": f"{base}/voice/gather?t={_step_token(event_id)}",
+              "method": "POST", "timeout": voice.gather_timeout, "language": voice.language(locale),
+              "action_on_empty_result": True, "speech_timeout": "auto"}
+    if rendered.expect in ("choice", "yes_no") and len(rendered.options) <= 9:
+        gather["num_digits"] = 1  # one key press answers at once
+    else:
+        gather["finish_on_key"] = "#"  # an ID number: * stands for X, # ends it
+    hints = [option.label for option in rendered.options]
+    if hints:
+        gather["hints"] = ", ".join(hints)[:500]
+    with response.gather(**gather) as asked:
+        for text in rendered.messages:
+            asked.say(text, **say)
+    return Response(str(response), mimetype="application/xml")
+
+
+def _voice_turn(inbound: Inbound, caller: str) -> Response:
+    from assistant.channels.voice import render_voice
+
+    app, renderer = _careline(), _renderer()
+    try:
+        result = conversations.run_turn(app.services, "voice", caller, inbound, app.clock(), renderer)
+    except Exception as exc:  # never a dead line: apologise and hand over to the desk
+        log.error("a voice turn could not be handled: %s", type(exc).__name__)
+        from twilio.twiml.voice_response import VoiceResponse
+
+        response = VoiceResponse()
+        locale = app.settings.default_locale
+        response.say(renderer.text(msg(APOLOGY), locale), language=app.settings.voice.language(locale))
+        response.hangup()
+        return Response(str(response), mimetype="application/xml")
+    locale = result.turn.state.locale or app.settings.default_locale
+    rendered = render_voice(result.turn.replies, locale, renderer)
+    return _voice_twiml(app, rendered, locale, inbound.event_id)
+
+
+@webhooks.post("/voice")
+def voice() -> Response:
+    """Twilio Voice, a call comes in: greet and ask the first question in a <Gather>."""
+    app = _careline()
+    if not twilio_signature_ok(app.settings, "/voice"):
+        return Response("forbidden", status=403, mimetype="text/plain")
+    call_sid, caller = request.form.get("CallSid", ""), request.form.get("From", "")
+    if not call_sid or not caller:
+        return Response("bad request", status=400, mimetype="text/plain")
+    return _voice_turn(Inbound(kind=InboundKind.START, language_hint=caller,
+                               event_id=f"{call_sid}:start"), caller)
+
+
+@webhooks.post("/voice/gather")
+def voice_gather() -> Response:
+    """What the caller pressed or said (nothing, when the Gather timed out)."""
+    app = _careline()
+    if not twilio_signature_ok(app.settings, "/voice/gather"):
+        return Response("forbidden", status=403, mimetype="text/plain")
+    call_sid, caller = request.form.get("CallSid", ""), request.form.get("From", "")
+    token = request.args.get("t", "")
+    if not call_sid or not caller or not token:
+        return Response("bad request", status=400, mimetype="text/plain")
+    said = (request.form.get("Digits") or request.form.get("SpeechResult") or "").strip()
+    kind = InboundKind.TEXT if said else InboundKind.SILENCE
+    return _voice_turn(Inbound(text=said, kind=kind, language_hint=caller,
+                               event_id=f"{call_sid}:{token}"), caller)
+
+
+@webhooks.post("/voice/status")
+def voice_status() -> Response:
+    """The call's status callback: when it is over, the next call starts afresh."""
+    app = _careline()
+    if not twilio_signature_ok(app.settings, "/voice/status"):
+        return Response("forbidden", status=403, mimetype="text/plain")
+    if request.form.get("CallStatus") in CALL_OVER and request.form.get("From"):
+        conversations.end_conversation(app.services, "voice", request.form["From"], app.clock())
     return Response("", status=204)
