@@ -407,6 +407,51 @@ def outbox_list(obj: Context, limit: int) -> None:
                    f"{masked}  [{locale}] {text}")
 
 
+# ---- telegram ----------------------------------------------------------------------------
+
+
+@main.group()
+def telegram() -> None:
+    """The Telegram bot: register its webhook, or poll without a public address."""
+
+
+@telegram.command("set-webhook")
+@click.pass_obj
+def telegram_set_webhook(obj: Context) -> None:
+    """Register {public_url}/telegram with the Bot API, with the secret token."""
+    from assistant.telegram_polling import set_webhook
+
+    settings = obj.app.settings
+    token, secret = settings.telegram.get("bot_token"), settings.telegram.get("secret_token")
+    if not token or not secret or not settings.public_url:
+        _fail("set ASSISTANT_TELEGRAM_BOT_TOKEN, ASSISTANT_TELEGRAM_SECRET_TOKEN and ASSISTANT_PUBLIC_URL")
+    if set_webhook(token, f"{settings.public_url}/telegram", secret):
+        click.echo(f"webhook registered: {settings.public_url}/telegram")
+    else:
+        _fail("the Bot API did not accept the webhook")
+
+
+@telegram.command("poll")
+@click.pass_obj
+def telegram_poll(obj: Context) -> None:
+    """Answer the bot by long polling (no public HTTPS address needed); Ctrl+C stops."""
+    import threading
+
+    from assistant.bootstrap import renderer_for
+    from assistant.telegram_polling import poll
+
+    app = obj.migrated_app
+    token = app.settings.telegram.get("bot_token")
+    if not token:
+        _fail("set ASSISTANT_TELEGRAM_BOT_TOKEN")
+    stop = threading.Event()
+    click.echo("polling Telegram; Ctrl+C stops")
+    try:
+        poll(app, renderer_for(app), token, stop=stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
 # ---- chat ---------------------------------------------------------------------------------
 
 

@@ -100,8 +100,21 @@ class FakeTelegram(_FakeServer):
 
     _ids = itertools.count(1)
 
+    def __init__(self, fail: int = 0) -> None:
+        super().__init__(fail)
+        self.updates: list[dict] = []  # handed out by getUpdates, once
+        self.calls: list[tuple[str, dict]] = []
+
     def answer(self, path, fields):
         method = path.rsplit("/", 1)[-1]
+        with self.lock:
+            self.calls.append((method, fields))
+        if method in ("deleteWebhook", "setWebhook", "close", "logOut"):
+            return 200, {"ok": True, "result": True}
+        if method == "getUpdates":
+            with self.lock:
+                handed, self.updates = self.updates, []
+            return 200, {"ok": True, "result": handed}
         if method == "getMe":
             return 200, {"ok": True, "result": {"id": 4242, "is_bot": True, "first_name": "CareLine",
                                                 "username": "careline_demo_bot"}}

@@ -10,6 +10,8 @@ a view fail: an error inside a turn still answers with a kind apology.
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
 import logging
 
 from flask import Blueprint, Response, current_app, request
@@ -202,3 +204,66 @@ def voice_status() -> Response:
     if request.form.get("CallStatus") in CALL_OVER and request.form.get("From"):
         conversations.end_conversation(app.services, "voice", request.form["From"], app.clock())
     return Response("", status=204)
+
+
+# ---- Telegram ------------------------------------------------------------------------------
+
+
+def telegram_secret_ok(settings) -> bool:
+    """X-Telegram-Bot-Api-Secret-Token, set when the webhook was registered. Without a
+    configured secret nothing passes."""
+    secret = settings.telegram.get("secret_token")
+    given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+    return bool(secret) and hmac.compare_digest(given.encode(), secret.encode())
+
+
+def telegram_reply(app, renderer, update: dict) -> dict | None:
+    """One Bot API update through the engine; the reply as a `sendMessage` call (a dict
+    the webhook returns as its body, and polling sends), or None when there is nothing
+    to say. Shared by the webhook and `assistant telegram poll`."""
+    from telegram import KeyboardButton, ReplyKeyboardMarkup, ReplyKeyboardRemove, Update
+
+    from assistant.channels.telegram import render_telegram
+
+    parsed = Update.de_json(update, None)
+    message = parsed.effective_message if parsed else None
+    if message is None or message.chat is None or not (message.text or message.contact):
+        return None  # edits, stickers, joins: nothing to answer
+    chat_id = message.chat.id
+    text = message.text or ""
+    language = parsed.effective_user.language_code if parsed.effective_user else None
+    kind = InboundKind.START if text.strip().split("@")[0] == "/start" else InboundKind.TEXT
+    inbound = Inbound(text="" if kind is InboundKind.START else text, kind=kind,
+                      language_hint=language, event_id=str(parsed.update_id))
+    try:
+        result = conversations.run_turn(app.services, "telegram", str(chat_id), inbound, app.clock(),
+                                        renderer)
+    except Exception as exc:
+        log.error("a Telegram turn could not be handled: %s", type(exc).__name__)
+        return {"method": "sendMessage", "chat_id": chat_id,
+                "text": renderer.text(msg(APOLOGY), app.settings.default_locale)}
+    if result.turn.ended:
+        return None  # STOP: no more messages
+    locale = result.turn.state.locale or app.settings.default_locale
+    rendered = render_telegram(result.turn.replies, locale, renderer)
+    # One message, the keyboard under it: big buttons, one to a row.
+    keyboard = (ReplyKeyboardMarkup([[KeyboardButton(row[0])] for row in rendered.buttons],
+                                    resize_keyboard=True, one_time_keyboard=True)
+                if rendered.buttons else ReplyKeyboardRemove())
+    return {"method": "sendMessage", "chat_id": chat_id, "text": "\n\n".join(rendered.messages),
+            "reply_markup": keyboard.to_dict()}
+
+
+@webhooks.post("/telegram")
+def telegram() -> Response:
+    """The Bot API's webhook: the reply goes back inline, as the response's method call."""
+    app = _careline()
+    if not telegram_secret_ok(app.settings):
+        return Response("forbidden", status=403, mimetype="text/plain")
+    update = request.get_json(silent=True)
+    if not isinstance(update, dict) or "update_id" not in update:
+        return Response("bad request", status=400, mimetype="text/plain")
+    reply = telegram_reply(app, _renderer(), update)
+    if reply is None:
+        return Response("", status=204)
+    return Response(json.dumps(reply, ensure_ascii=False), mimetype="application/json")
