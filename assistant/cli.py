@@ -594,11 +594,16 @@ def worker(obj: Context, once: bool, interval: float) -> None:
 def webhook_lines(settings, local_url: str) -> list[str]:
     """Where providers should send their webhooks, and what is still missing."""
     base = settings.public_url or local_url
-    lines = [f"Twilio SMS webhook (POST): {base}/sms"]
+    lines = [f"Twilio SMS webhook (POST): {base}/sms   status callback: {base}/sms/status",
+             f"Twilio Voice webhook (POST): {base}/voice   status callback: {base}/voice/status"]
     if not settings.twilio.get("auth_token"):
-        lines.append("  it refuses every request until ASSISTANT_TWILIO_AUTH_TOKEN is set")
+        lines.append("  both refuse every request until ASSISTANT_TWILIO_AUTH_TOKEN is set")
+    lines.append(f"Telegram webhook: {base}/telegram (assistant telegram set-webhook), "
+                 "or assistant telegram poll")
+    if not settings.telegram.get("secret_token"):
+        lines.append("  it refuses every request until ASSISTANT_TELEGRAM_SECRET_TOKEN is set")
     if not settings.public_url:
-        lines.append("  behind a proxy, set ASSISTANT_PUBLIC_URL to the address Twilio calls")
+        lines.append("  behind a proxy, set ASSISTANT_PUBLIC_URL to the address providers call")
     lines.append("Try the patient's side without a phone: assistant chat")
     return lines
 

@@ -78,3 +78,13 @@ def create_app(app: App) -> Flask:
         return response
 
     return flask_app
+
+
+def create_wsgi_app() -> Flask:
+    """For a WSGI server: `gunicorn 'assistant.web:create_wsgi_app()'`. Settings come from
+    the environment (ASSISTANT_*) and ASSISTANT_CONFIG, as for every command; the keys
+    are checked against the database before the first request."""
+    from assistant.bootstrap import build
+    from assistant.config import load_settings
+
+    return create_app(build(load_settings()))
