@@ -51,6 +51,14 @@ def twilio_signature_ok(settings, path: str) -> bool:
     return RequestValidator(token).validate(url, request.form.to_dict(flat=True), signature)
 
 
+def _unsigned(path: str) -> Response | None:
+    """A 403 for a request without Twilio's valid signature for `path`, else None."""
+    if twilio_signature_ok(_careline().settings, path):
+        return None
+    log.warning("refused a %s request without a valid Twilio signature", path)
+    return Response("forbidden", status=403, mimetype="text/plain")
+
+
 def _twiml(messages) -> Response:
     reply = MessagingResponse()
     for body in messages:
@@ -61,10 +69,9 @@ def _twiml(messages) -> Response:
 @webhooks.post("/sms")
 def sms() -> Response:
     """Twilio Messaging: one inbound SMS in, the replies inline as TwiML <Message>s."""
+    if (refused := _unsigned("/sms")) is not None:
+        return refused
     app = _careline()
-    if not twilio_signature_ok(app.settings, "/sms"):
-        log.warning("refused an /sms request without a valid Twilio signature")
-        return Response("forbidden", status=403, mimetype="text/plain")
     sender = request.form.get("From", "")
     message_sid = request.form.get("MessageSid") or request.form.get("SmsSid")
     if not sender or not message_sid:
@@ -87,9 +94,9 @@ def sms() -> Response:
 @webhooks.post("/sms/status")
 def sms_status() -> Response:
     """Twilio's status callback for a message CareLine sent: the delivery record."""
+    if (refused := _unsigned("/sms/status")) is not None:
+        return refused
     app = _careline()
-    if not twilio_signature_ok(app.settings, "/sms/status"):
-        return Response("forbidden", status=403, mimetype="text/plain")
     sid, status = request.form.get("MessageSid", ""), request.form.get("MessageStatus", "")
     if sid and status:
         from assistant.booking import outbox
@@ -169,9 +176,8 @@ def _voice_turn(inbound: Inbound, caller: str) -> Response:
 @webhooks.post("/voice")
 def voice() -> Response:
     """Twilio Voice, a call comes in: greet and ask the first question in a <Gather>."""
-    app = _careline()
-    if not twilio_signature_ok(app.settings, "/voice"):
-        return Response("forbidden", status=403, mimetype="text/plain")
+    if (refused := _unsigned("/voice")) is not None:
+        return refused
     call_sid, caller = request.form.get("CallSid", ""), request.form.get("From", "")
     if not call_sid or not caller:
         return Response("bad request", status=400, mimetype="text/plain")
@@ -182,9 +188,8 @@ def voice() -> Response:
 @webhooks.post("/voice/gather")
 def voice_gather() -> Response:
     """What the caller pressed or said (nothing, when the Gather timed out)."""
-    app = _careline()
-    if not twilio_signature_ok(app.settings, "/voice/gather"):
-        return Response("forbidden", status=403, mimetype="text/plain")
+    if (refused := _unsigned("/voice/gather")) is not None:
+        return refused
     call_sid, caller = request.form.get("CallSid", ""), request.form.get("From", "")
     token = request.args.get("t", "")
     if not call_sid or not caller or not token:
@@ -198,9 +203,9 @@ def voice_gather() -> Response:
 @webhooks.post("/voice/status")
 def voice_status() -> Response:
     """The call's status callback: when it is over, the next call starts afresh."""
+    if (refused := _unsigned("/voice/status")) is not None:
+        return refused
     app = _careline()
-    if not twilio_signature_ok(app.settings, "/voice/status"):
-        return Response("forbidden", status=403, mimetype="text/plain")
     if request.form.get("CallStatus") in CALL_OVER and request.form.get("From"):
         conversations.end_conversation(app.services, "voice", request.form["From"], app.clock())
     return Response("", status=204)
