@@ -8,6 +8,7 @@ here. One instance serves one conversation: one channel and one address.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Sequence
 from zoneinfo import ZoneInfo
 
@@ -221,12 +222,14 @@ def country_code(text: str, locale: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=256)  # Babel's data doesn't change while we run
 def _name_in(code: str, reply: str) -> str:
     """A language's name in another language, from Babel's data ("zh_Hans" in en: Chinese)."""
     name = babel_locale(code).get_language_name(babel_locale(reply)) or code
     return name[:1].upper() + name[1:]
 
 
+@lru_cache(maxsize=64)
 def _own_name(code: str) -> str:
     """A language's name in itself, from Babel's data: a new catalog needs no code."""
     name = babel_locale(code).get_language_name(babel_locale(code)) or code

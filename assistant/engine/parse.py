@@ -22,6 +22,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from assistant.engine.words import Words
 
@@ -99,6 +100,7 @@ def normalise(text: str) -> str:
 _APOSTROPHES = str.maketrans("", "", "'\u2018\u2019\u02bc`")
 
 
+@lru_cache(maxsize=4096)  # word tables and department keywords are folded every turn
 def _fold(text: str) -> str:
     """normalise() without accents or apostrophes: the form every word table is kept in,
     so "Atrás", "atras" and "ATRÁS" look alike, and "that's" is "thats"."""

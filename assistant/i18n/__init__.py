@@ -21,6 +21,7 @@ import re
 import struct
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from string import Formatter
 from types import MappingProxyType
@@ -196,6 +197,7 @@ def _same_language(tag: LanguageTag, catalogs: Mapping[str, str]) -> str | None:
 # --- Babel locales ------------------------------------------------------------------
 
 
+@lru_cache(maxsize=256)  # pure, and parsing CLDR data is a turn's most repeated cost
 def babel_locale(catalog: str, fallback: str = "en") -> Locale:
     """The Babel locale that formats for a catalog: "zh_Hans" → zh_Hans_CN, "es" → es_ES.
 
