@@ -44,14 +44,15 @@ def run_turn(ctx: ServiceContext, channel: str, address: str, inbound: m.Inbound
     expiry = ctx.settings.conversation.expiry(channel)
     address_index = _address_index(ctx, channel, address)
     event_key = f"turn:{channel}:{inbound.event_id}" if inbound.event_id else None
-    if event_key is not None:
-        stored = _stored_turn(ctx, event_key)
-        if stored is not None:
-            return TurnResult(stored, replayed=True)
     for _ in range(SAVE_ATTEMPTS):
-        state, version = _load(ctx, channel, address_index)
-        backend = ServiceBackend(ctx, channel, address, renderer)
-        turn = handle(state, inbound, backend, now, expiry=expiry)
+        # The replay check, the load and every question the engine asks: one read transaction.
+        with ctx.uow.shared_reads():
+            stored = _stored_turn(ctx, event_key) if event_key is not None else None
+            if stored is not None:
+                return TurnResult(stored, replayed=True)
+            state, version = _load(ctx, channel, address_index)
+            backend = ServiceBackend(ctx, channel, address, renderer)
+            turn = handle(state, inbound, backend, now, expiry=expiry)
         if turn.error:
             log.error("engine error in %s conversation %s: %s", channel, address_index[:12], turn.error)
         saved = _save(ctx, channel, address_index, version, turn, event_key, now)
