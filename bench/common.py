@@ -54,6 +54,21 @@ def count_statements(engine, run) -> int:
     return len(seen)
 
 
+def count_transactions(engine, run) -> int:
+    """How many transactions `run` begins on `engine` (reads and writes alike)."""
+    begun = []
+
+    def tally(_connection):
+        begun.append(1)
+
+    event.listen(engine, "begin", tally)
+    try:
+        run()
+    finally:
+        event.remove(engine, "begin", tally)
+    return len(begun)
+
+
 def self_time_by_area(profiler: cProfile.Profile, areas: Sequence[tuple[str, str]]) -> tuple[float, dict[str, float]]:
     """Total profiled seconds, and self time grouped by the first area whose needle is
     in the function's file name."""

@@ -62,7 +62,7 @@ from assistant.booking.models import Booking, Department, Slot  # noqa: E402
 from assistant.bootstrap import App, build, fixed_clock, install_words  # noqa: E402
 from assistant.config import PROJECT_ROOT, load_settings  # noqa: E402
 from assistant.engine.messages import Inbound, Say  # noqa: E402
-from bench.common import LIBRARY_AREAS, count_statements, print_areas, resident_id, self_time_by_area  # noqa: E402
+from bench.common import LIBRARY_AREAS, count_statements, count_transactions, print_areas, resident_id, self_time_by_area  # noqa: E402
 from tests.fakes import FakeBackend  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -248,6 +248,7 @@ class Figures:
     fake: list[float] = field(default_factory=list)
     sqlite: list[float] = field(default_factory=list)
     statements_per_turn: float = 0.0
+    transactions_per_turn: float = 0.0
 
     @property
     def ratio(self) -> float:
@@ -262,7 +263,7 @@ class Figures:
         ratios = sorted(s / f for f, s in zip(self.fake, self.sqlite))
         return (f"  rounds (fake/sqlite turns/s): {rounds}; per-round ratio "
                 f"{ratios[0]:.3f}x..{ratios[-1]:.3f}x; SQL statements per sqlite turn "
-                f"{self.statements_per_turn:.1f}; ms per turn: fake "
+                f"{self.statements_per_turn:.1f}, transactions {self.transactions_per_turn:.1f}; ms per turn: fake "
                 f"{1000 / statistics.median(self.fake):.2f}, sqlite "
                 f"{1000 / statistics.median(self.sqlite):.2f}")
 
@@ -308,8 +309,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             sqlite = SqliteTarget(app, total)
             fake.run(WARMUP)
-            figures.statements_per_turn = count_statements(
-                app.engine, lambda: sqlite.run(WARMUP)) / (WARMUP * len(STEPS))
+            statements: list[int] = []
+            transactions = count_transactions(app.engine, lambda: statements.append(
+                count_statements(app.engine, lambda: sqlite.run(WARMUP))))
+            figures.statements_per_turn = statements[0] / (WARMUP * len(STEPS))
+            figures.transactions_per_turn = transactions / (WARMUP * len(STEPS))
             for i in range(rounds):
                 if i % 2 == 0:
                     figures.fake.append(fake.run(n))
