@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
+from dataclasses import replace
 
 from flask import Blueprint, Response, current_app, request
 from twilio.request_validator import RequestValidator
@@ -118,6 +119,13 @@ def _step_token(event_id: str) -> str:
     return hashlib.sha256(f"{event_id}:next".encode()).hexdigest()[:16]
 
 
+def _read_back_id(entered: str, renderer, locale: str) -> str:
+    """The ID the caller just keyed, said back one character at a time (star is X), so a
+    slip of the finger is heard before anything is booked."""
+    characters = ["X" if ch in "*xX" else ch for ch in entered if ch.isdigit() or ch in "*xX"]
+    return renderer.text(msg(N_("You entered: {digits}."), digits=", ".join(characters)), locale, spoken=True)
+
+
 def _voice_twiml(app, rendered, locale: str, event_id: str) -> Response:
     from twilio.twiml.voice_response import VoiceResponse
 
@@ -137,7 +145,9 @@ def _voice_twiml(app, rendered, locale: str, event_id: str) -> Response:
         response.hangup()
         return Response(str(response), mimetype="application/xml")
     base = app.settings.public_url or request.url_root.rstrip("/")
-    gather = {"input": "dtmf speech", "action": f"{base}/voice/gather?t={_step_token(event_id)}",
+    # The action URL says when the caller is keying an ID, so its answer is read back.
+    asking_id = "&e=id" if rendered.expect == "id_number" else ""
+    gather = {"input": "dtmf speech", "action": f"{base}/voice/gather?t={_step_token(event_id)}{asking_id}",
               "method": "POST", "timeout": voice.gather_timeout, "language": voice.language(locale),
               "action_on_empty_result": True, "speech_timeout": "auto"}
     if rendered.expect in ("choice", "yes_no") and len(rendered.options) <= 9:
@@ -153,7 +163,7 @@ def _voice_twiml(app, rendered, locale: str, event_id: str) -> Response:
     return Response(str(response), mimetype="application/xml")
 
 
-def _voice_turn(inbound: Inbound, caller: str) -> Response:
+def _voice_turn(inbound: Inbound, caller: str, keyed_id: str = "") -> Response:
     from assistant.channels.voice import render_voice
 
     app, renderer = _careline(), _renderer()
@@ -170,6 +180,8 @@ def _voice_turn(inbound: Inbound, caller: str) -> Response:
         return Response(str(response), mimetype="application/xml")
     locale = result.turn.state.locale or app.settings.default_locale
     rendered = render_voice(result.turn.replies, locale, renderer)
+    if keyed_id and rendered.expect != "id_number":  # accepted: asked again means refused
+        rendered = replace(rendered, messages=(_read_back_id(keyed_id, renderer, locale),) + rendered.messages)
     return _voice_twiml(app, rendered, locale, inbound.event_id)
 
 
@@ -196,8 +208,9 @@ def voice_gather() -> Response:
         return Response("bad request", status=400, mimetype="text/plain")
     said = (request.form.get("Digits") or request.form.get("SpeechResult") or "").strip()
     kind = InboundKind.TEXT if said else InboundKind.SILENCE
+    keyed_id = said if request.args.get("e") == "id" and request.form.get("Digits") else ""
     return _voice_turn(Inbound(text=said, kind=kind, language_hint=caller,
-                               event_id=f"{call_sid}:{token}"), caller)
+                               event_id=f"{call_sid}:{token}"), caller, keyed_id)
 
 
 @webhooks.post("/voice/status")

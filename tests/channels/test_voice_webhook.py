@@ -2,7 +2,7 @@
 and signatures, on SQLite and PostgreSQL.
 
 A caller books by keypad and speech; silence is asked again once, then the desk is
-dialled; 0 dials the desk; a replayed Gather (the same CallSid and step token) changes
+dialled; 0 dials the desk; a keyed ID is read back digit by digit; a replayed Gather (the same CallSid and step token) changes
 nothing; the status callback ends the conversation with the call.
 """
 
@@ -108,6 +108,24 @@ def test_a_caller_books_by_keypad_and_speech(client, voice_app):
     assert "预约成功" in call.twiml
     with voice_app.services.uow.read_only() as uow:
         assert uow.session.execute(select(func.count()).select_from(Booking)).scalar() == 1
+
+
+def test_a_keyed_id_is_read_back_one_character_at_a_time(client):
+    call = Call(client, "CA0012")
+    call.start()
+    call.press("1")  # for me
+    assert "e=id" in call.action()  # the Gather says an ID is being keyed
+    call.press("11010519491231002*")  # * is X
+    assert "您输入的是：1, 1, 0, 1, 0, 5, 1, 9, 4, 9, 1, 2, 3, 1, 0, 0, 2, X。" in call.twiml
+    assert "e=id" not in call.action()  # the name comes next, by speech
+
+
+def test_a_refused_id_is_not_read_back(client):
+    call = Call(client, "CA0013")
+    call.start()
+    call.press("1")
+    call.press("110105194912310021")  # the check character is wrong
+    assert "您输入的是" not in call.twiml and "e=id" in call.action()
 
 
 def test_silence_asks_again_once_then_dials_the_desk(client):
