@@ -182,6 +182,10 @@ class ServiceBackend:
     def remembered_locale(self) -> str | None:
         return self._address_profile().locale
 
+    def remember_slow_speech(self, now: datetime) -> None:
+        service.remember_slow_speech(self.ctx, self.address, now=now)
+        self._profile = None
+
     def set_opted_out(self, opted_out: bool, now: datetime) -> None:
         service.set_opted_out(self.ctx, self.address, opted_out, now=now)
         self._profile = None

@@ -66,6 +66,7 @@ class FakeBackend:
     bookings_: list[FakeBooking] = field(default_factory=list)
     locale: str | None = None
     opted_out: bool = False
+    slow_speech: bool = False
     refuse_next: ports.Refused | None = None
     locales: tuple[str, ...] = ("en", "zh_Hans", "es")
     generic_documents: tuple[str, ...] = ("passport", "travel_permit")
@@ -268,6 +269,9 @@ class FakeBackend:
 
     def remembered_locale(self):
         return self.locale
+
+    def remember_slow_speech(self, now):
+        self.slow_speech = True
 
     def set_opted_out(self, opted_out, now):
         self.opted_out = opted_out

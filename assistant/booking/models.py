@@ -26,6 +26,7 @@ from sqlalchemy import (
     Time,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -216,6 +217,8 @@ class ChannelAddress(Base):
     address_encrypted: Mapped[str] = mapped_column(Text)
     locale: Mapped[str | None] = mapped_column(String(16))
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The caller asked the phone to speak more slowly; kept for every later call.
+    slow_speech: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Bumped to take the address's row lock before counting its patients.
     version: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -255,6 +255,7 @@ def mask_address(ctx: ServiceContext, address: ChannelAddress) -> str:
 class AddressProfile:
     locale: str | None
     opted_out: bool
+    slow_speech: bool = False
 
 
 def address_profile(ctx: ServiceContext, address: AddressInput) -> AddressProfile:
@@ -262,7 +263,7 @@ def address_profile(ctx: ServiceContext, address: AddressInput) -> AddressProfil
         found = find_address(ctx, uow.session, address)
         if found is None:
             return AddressProfile(None, False)
-        return AddressProfile(found.locale, found.opted_out_at is not None)
+        return AddressProfile(found.locale, found.opted_out_at is not None, found.slow_speech)
 
 
 @dataclass(frozen=True)

@@ -340,6 +340,16 @@ def remember_locale(ctx: ServiceContext, address: AddressInput, locale: str, *,
         uow.commit()
 
 
+def remember_slow_speech(ctx: ServiceContext, address: AddressInput, *, now: datetime) -> None:
+    """The caller asked for slower speech: every later call from this number gets it."""
+    with ctx.uow() as uow:
+        found = lock_address(ctx, uow.session, address, now)
+        if isinstance(found, r.Refusal) or found.slow_speech:
+            return
+        found.slow_speech = True
+        uow.commit()
+
+
 def set_opted_out(ctx: ServiceContext, address: AddressInput, opted_out: bool, *,
                   now: datetime) -> None:
     """STOP and START: stored, audited and honoured by every channel."""

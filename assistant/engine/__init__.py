@@ -140,6 +140,9 @@ def _global(state: Conversation, key: GlobalKey, ctx: Ctx) -> Turn:
         return _enter(state.with_(page=0, retries=0), flow.back_of(state.step), ctx, [])
     if key is GlobalKey.REPEAT:
         return _enter(state, state.step, ctx, [])
+    if key is GlobalKey.SLOWER:
+        ctx.backend.remember_slow_speech(ctx.now)
+        return _enter(state, state.step, ctx, [msg(N_("I will speak more slowly."))])
     # HELP
     return _enter(state, state.step, ctx, [msg(N_(
         "Help: answer with the number of your choice. 0 is a person, 9 repeats, * goes back, "

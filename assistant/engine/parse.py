@@ -185,6 +185,7 @@ class GlobalKey(enum.Enum):
     MENU = "menu"
     STOP = "stop"
     START = "start"
+    SLOWER = "slower"  # speak more slowly (said to the phone; harmless in text)
 
 
 _KEYPAD_KEYS = {"0": GlobalKey.HUMAN, "9": GlobalKey.REPEAT, "*": GlobalKey.BACK}

@@ -178,6 +178,9 @@ class Backend(Protocol):
 
     def remembered_locale(self) -> str | None: ...
 
+    def remember_slow_speech(self, now: datetime) -> None:
+        """The person asked to be spoken to more slowly (the phone applies it)."""
+
     def set_opted_out(self, opted_out: bool, now: datetime) -> None: ...
 
     def is_opted_out(self) -> bool: ...

@@ -126,22 +126,36 @@ def _read_back_id(entered: str, renderer, locale: str) -> str:
     return renderer.text(msg(N_("You entered: {digits}."), digits=", ".join(characters)), locale, spoken=True)
 
 
-def _voice_twiml(app, rendered, locale: str, event_id: str) -> Response:
+def _speaker(app, locale: str, slow: bool):
+    """Says a text in the locale's language and voice; slowed with SSML prosody for a
+    caller who asked for slower speech."""
+    voice = app.settings.voice
+    options = {"language": voice.language(locale)}
+    if voice.voice(locale):
+        options["voice"] = voice.voice(locale)
+
+    def say(parent, text: str) -> None:
+        if slow:
+            parent.say(**options).prosody(text, rate="slow")
+        else:
+            parent.say(text, **options)
+    return say
+
+
+def _voice_twiml(app, rendered, locale: str, event_id: str, slow: bool = False) -> Response:
     from twilio.twiml.voice_response import VoiceResponse
 
     voice = app.settings.voice
-    say = {"language": voice.language(locale)}
-    if voice.voice(locale):
-        say["voice"] = voice.voice(locale)
+    say = _speaker(app, locale, slow)
     response = VoiceResponse()
     if rendered.dial:
         for text in rendered.messages:
-            response.say(text, **say)
+            say(response, text)
         response.dial(rendered.dial)
         return Response(str(response), mimetype="application/xml")
     if rendered.ended or rendered.expect == "none":
         for text in rendered.messages:
-            response.say(text, **say)
+            say(response, text)
         response.hangup()
         return Response(str(response), mimetype="application/xml")
     base = app.settings.public_url or request.url_root.rstrip("/")
@@ -159,11 +173,13 @@ def _voice_twiml(app, rendered, locale: str, event_id: str) -> Response:
         gather["hints"] = ", ".join(hints)[:500]
     with response.gather(**gather) as asked:
         for text in rendered.messages:
-            asked.say(text, **say)
+            say(asked, text)
     return Response(str(response), mimetype="application/xml")
 
 
 def _voice_turn(inbound: Inbound, caller: str, keyed_id: str = "") -> Response:
+    from assistant.booking import service
+    from assistant.conversation_backend import address_for
     from assistant.channels.voice import render_voice
 
     app, renderer = _careline(), _renderer()
@@ -182,7 +198,11 @@ def _voice_turn(inbound: Inbound, caller: str, keyed_id: str = "") -> Response:
     rendered = render_voice(result.turn.replies, locale, renderer)
     if keyed_id and rendered.expect != "id_number":  # accepted: asked again means refused
         rendered = replace(rendered, messages=(_read_back_id(keyed_id, renderer, locale),) + rendered.messages)
-    return _voice_twiml(app, rendered, locale, inbound.event_id)
+    slow = service.address_profile(app.services, address_for("voice", caller)).slow_speech
+    if inbound.kind is InboundKind.START and not slow and rendered.expect != "none":
+        rendered = replace(rendered, messages=rendered.messages + (
+            renderer.text(msg(N_("If I speak too fast, say: slower.")), locale, spoken=True),))
+    return _voice_twiml(app, rendered, locale, inbound.event_id, slow)
 
 
 @webhooks.post("/voice")

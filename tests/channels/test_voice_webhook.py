@@ -2,7 +2,7 @@
 and signatures, on SQLite and PostgreSQL.
 
 A caller books by keypad and speech; silence is asked again once, then the desk is
-dialled; 0 dials the desk; a keyed ID is read back digit by digit; a replayed Gather (the same CallSid and step token) changes
+dialled; 0 dials the desk; a keyed ID is read back digit by digit; slower speech asked for is kept for the number; a replayed Gather (the same CallSid and step token) changes
 nothing; the status callback ends the conversation with the call.
 """
 
@@ -126,6 +126,21 @@ def test_a_refused_id_is_not_read_back(client):
     call.press("1")
     call.press("110105194912310021")  # the check character is wrong
     assert "您输入的是" not in call.twiml and "e=id" in call.action()
+
+
+def test_a_caller_who_asks_for_slower_speech_gets_it_on_this_call_and_the_next(client):
+    call = Call(client, "CA0014", caller="+8613800138014")
+    first = call.start()
+    assert "如果我说得太快，请说：慢一点。" in first and "prosody" not in first
+    call.speak("慢一点")
+    assert '<prosody rate="slow">好的，我会说慢一点。</prosody>' in call.twiml
+    assert '<prosody rate="slow">为我自己，请按1。</prosody>' in call.twiml  # the question again
+    call.press("1")
+    assert 'rate="slow"' in call.twiml
+    later = Call(client, "CA0015", caller="+8613800138014").start()
+    assert '<prosody rate="slow">' in later and "如果我说得太快" not in later
+    other = Call(client, "CA0016", caller="+8613800138015").start()
+    assert "prosody" not in other
 
 
 def test_silence_asks_again_once_then_dials_the_desk(client):

@@ -452,6 +452,18 @@ def test_nine_repeats_the_question(step, text):
 
 
 @pytest.mark.parametrize("step", ALL_STEPS)
+@pytest.mark.parametrize("text", ["slower", "Please speak slowly.", "慢一点", "Más despacio."])
+def test_asking_for_slower_speech_is_remembered_and_the_question_asked_again(step, text):
+    fake, turn = reach(step)
+    assert not fake.slow_speech
+    slower = send(fake, turn.state, text)
+    assert slower.error is None and fake.slow_speech
+    assert slower.state.step == step
+    assert question_of(slower) == question_of(turn)
+    assert says(slower)[0] == "I will speak more slowly."
+
+
+@pytest.mark.parametrize("step", ALL_STEPS)
 @pytest.mark.parametrize("text", ["*", "back", "atrás", "返回"])
 def test_star_goes_back_along_the_table(step, text):
     fake, turn = reach(step)

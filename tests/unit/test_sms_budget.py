@@ -159,7 +159,7 @@ class Collector:
 
     def around(self, label: str, make) -> None:
         """Every global-key answer and the simple variant, at the step `make()` reaches."""
-        for text in ("help", "0", "9", "*", "menu", "8"):
+        for text in ("help", "0", "9", "*", "menu", "8", "slower"):
             fake, turn = make()
             self.then(f"{label} +{text}", fake, turn, text)
         fake, turn = make()
