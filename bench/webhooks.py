@@ -5,9 +5,11 @@ What is measured: patients booking by SMS, each conversation the seven signed re
 of a new patient (hello, 1, ID number, name, cardiology, 1, yes), sent to `POST /sms` of
 `gunicorn 'assistant.web:create_wsgi_app()'` with 2 workers. The baseline is
 `bench/static_twiml.py` under the same gunicorn settings: the same requests, answered
-with fixed TwiML and no work. Load comes from a client in its own process, `--connections`
+with fixed TwiML and no work. The floor is `bench/webhook_floor.py`: the least a turn must
+do (signature, event claim, encrypted state loaded and saved, one commit) on the plain
+driver, no engine. Load comes from a client in its own process, `--connections`
 threads each driving its own conversations over keep-alive HTTP on 127.0.0.1. Printed:
-requests per second of each, their ratio, and p50/p99 latency; on SQLite and on
+requests per second of each, the ratios to the baseline, and p50/p99 latency; on SQLite and on
 PostgreSQL (a schema private to the run).
 
     python bench/webhooks.py [--seconds 20] [--connections 64] [--only sqlite|postgres]
@@ -37,7 +39,10 @@ sys.path.insert(0, str(ROOT))
 
 from twilio.request_validator import RequestValidator  # noqa: E402
 
+from cryptography.fernet import Fernet  # noqa: E402
+
 from bench.common import resident_id  # noqa: E402
+from bench.webhook_floor import create_tables  # noqa: E402
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 POSTGRES_URL = os.environ.get("ASSISTANT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -162,21 +167,26 @@ def prepare(database_url: str, instance: Path) -> dict[str, str]:
     return env
 
 
-def count_bookings(database_url: str) -> int:
-    """Bookings the run made: proof the requests were whole conversations, not errors."""
+def count_rows(database_url: str, table: str) -> int:
+    """Rows the run wrote (bookings, the floor's claimed events): proof the requests did
+    their work rather than fail fast."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(database_url)
     with engine.connect() as connection:
-        made = connection.execute(text("SELECT count(*) FROM booking")).scalar_one()
+        made = connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
     engine.dispose()
     return made
 
 
-def report(name: str, service: dict, baseline: dict, connections: int) -> None:
+def report(name: str, service: dict, baseline: dict, floor: dict, connections: int) -> None:
     ratio = service["rps"] / baseline["rps"] if baseline["rps"] else 0.0
+    floor_ratio = floor["rps"] / baseline["rps"] if baseline["rps"] else 0.0
     print(f"{name}: baseline {baseline['rps']:.0f} requests/s (p50 {baseline['p50']:.1f} ms, p99 "
-          f"{baseline['p99']:.1f} ms), service {service['rps']:.0f} requests/s (p50 {service['p50']:.1f} ms, "
+          f"{baseline['p99']:.1f} ms); floor {floor['rps']:.0f} requests/s (p50 {floor['p50']:.1f} ms, "
+          f"p99 {floor['p99']:.1f} ms), ratio {floor_ratio:.3f}x, {floor['claimed']} turns saved, "
+          f"{floor['errors']} errors; "
+          f"service {service['rps']:.0f} requests/s (p50 {service['p50']:.1f} ms, "
           f"p99 {service['p99']:.1f} ms), ratio {ratio:.3f}x; {connections} connections, "
           f"{service['requests']} service requests, {service['bookings']} bookings made, "
           f"{service['errors']} errors")
@@ -187,9 +197,13 @@ def run(name: str, database_url: str, args) -> None:
     try:
         env = prepare(database_url, instance)
         baseline = measure("bench.static_twiml:app", env, args.seconds, args.connections, 0)
+        create_tables(database_url)
+        floor = measure("bench.webhook_floor:app", {**env, "FLOOR_FERNET_KEY": Fernet.generate_key().decode()},
+                        args.seconds, args.connections, 0)
+        floor["claimed"] = count_rows(database_url, "floor_event")
         service = measure("assistant.web:create_wsgi_app()", env, args.seconds, args.connections, 1)
-        service["bookings"] = count_bookings(database_url)
-        report(name, service, baseline, args.connections)
+        service["bookings"] = count_rows(database_url, "booking")
+        report(name, service, baseline, floor, args.connections)
     finally:
         shutil.rmtree(instance, ignore_errors=True)
 
