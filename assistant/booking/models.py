@@ -85,6 +85,9 @@ class Hospital(Base):
     # Areas that group departments in the menu of a large hospital, in order:
     # [{"code": "medicine", "names": {locale: name}}, ...]; empty for a small one.
     department_groups: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # Bumped by every flush that changes a hospital or a department (booking/catalogue.py):
+    # app instances cache the catalogue against it.
+    catalogue_version: Mapped[int] = mapped_column(default=0, server_default=text("0"))
 
     departments: Mapped[list["Department"]] = relationship(back_populates="hospital")
 
@@ -419,3 +422,4 @@ class ConversationRecord(Base):
     # Optimistic lock: two messages handled at once can't both save.
     version: Mapped[int] = mapped_column(default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+

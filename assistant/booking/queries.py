@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from assistant.booking import identity, policy as rules, results as r
+from assistant.booking.catalogue import HospitalView, catalogue
 from assistant.booking.inputs import AddressInput, IdentityInput, ServiceContext
 from assistant.booking.models import (
     BOOKED,
@@ -40,17 +41,8 @@ from assistant.booking.records import (
 
 
 def list_departments(ctx: ServiceContext) -> list[r.DepartmentView]:
-    with ctx.uow.read_only() as uow:
-        rows = uow.session.execute(
-            select(Department, Hospital.timezone)
-            .join(Hospital)
-            .where(Department.active.is_(True))
-            .order_by(Department.sort_order, Department.id)
-        ).all()
-        return [
-            r.DepartmentView(d.id, d.code, dict(d.names), dict(d.keywords or {}), tz, d.group_code)
-            for d, tz in rows
-        ]
+    """Active departments in menu order, from the catalogue."""
+    return list(catalogue(ctx.uow).departments)
 
 
 def availability(ctx: ServiceContext, *, department_id: int, date_from: date, date_to: date,
@@ -266,25 +258,9 @@ def address_profile(ctx: ServiceContext, address: AddressInput) -> AddressProfil
         return AddressProfile(found.locale, found.opted_out_at is not None, found.slow_speech)
 
 
-@dataclass(frozen=True)
-class HospitalView:
-    code: str
-    names: dict[str, str]
-    timezone: str
-    desk_phone: str | None
-    desk_hours: dict[str, str] | None
-    department_groups: tuple[tuple[str, dict[str, str]], ...] = ()  # (code, names), in order
-
-
 def hospital(ctx: ServiceContext) -> HospitalView | None:
-    """The hospital this deployment serves (the first loaded one)."""
-    with ctx.uow.read_only() as uow:
-        found = uow.session.execute(select(Hospital).order_by(Hospital.id).limit(1)).scalar_one_or_none()
-        if found is None:
-            return None
-        return HospitalView(found.code, dict(found.names), found.timezone, found.desk_phone,
-                            dict(found.desk_hours) if found.desk_hours else None,
-                            tuple((g["code"], dict(g["names"])) for g in found.department_groups or ()))
+    """The hospital this deployment serves (the first loaded one), from the catalogue."""
+    return catalogue(ctx.uow).hospital
 
 
 def last_booked(ctx: ServiceContext, address: AddressInput) -> tuple[r.LinkedPatient, r.DepartmentView] | None:

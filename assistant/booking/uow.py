@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from assistant.booking import audit
+from assistant.booking import audit, catalogue  # noqa: F401  catalogue: every write keeps its version
 from assistant.booking.database import READ_ONLY
 
 log = logging.getLogger(__name__)
