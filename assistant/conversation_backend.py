@@ -186,6 +186,10 @@ class ServiceBackend:
         service.remember_slow_speech(self.ctx, self.address, now=now)
         self._profile = None
 
+    def speaks_slowly(self) -> bool:
+        """For the channel, not the engine: the phone slows its voice for this address."""
+        return self._address_profile().slow_speech
+
     def set_opted_out(self, opted_out: bool, now: datetime) -> None:
         service.set_opted_out(self.ctx, self.address, opted_out, now=now)
         self._profile = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Mapping
 
@@ -35,6 +35,8 @@ SAVE_ATTEMPTS = 3
 class TurnResult:
     turn: Turn
     replayed: bool = False
+    # The address asked to be spoken to slowly (the phone applies it); read with the turn.
+    slow_speech: bool = False
 
 
 def run_turn(ctx: ServiceContext, channel: str, address: str, inbound: m.Inbound,
@@ -47,20 +49,21 @@ def run_turn(ctx: ServiceContext, channel: str, address: str, inbound: m.Inbound
     for _ in range(SAVE_ATTEMPTS):
         # The replay check, the load and every question the engine asks: one read transaction.
         with ctx.uow.shared_reads():
+            backend = ServiceBackend(ctx, channel, address, renderer)
             stored = _stored_turn(ctx, event_key) if event_key is not None else None
             if stored is not None:
-                return TurnResult(stored, replayed=True)
+                return TurnResult(stored, replayed=True, slow_speech=backend.speaks_slowly())
             state, version = _load(ctx, channel, address_index)
-            backend = ServiceBackend(ctx, channel, address, renderer)
             turn = handle(state, inbound, backend, now, expiry=expiry)
+            slow = backend.speaks_slowly()
         if turn.error:
             log.error("engine error in %s conversation %s: %s", channel, address_index[:12], turn.error)
         saved = _save(ctx, channel, address_index, version, turn, event_key, now)
         if saved is not None:
-            return saved
+            return replace(saved, slow_speech=slow)
         # Another message of this conversation was saved in between: run again on it.
     log.warning("conversation %s kept changing; answering without saving", address_index[:12])
-    return TurnResult(turn)
+    return TurnResult(turn, slow_speech=slow)
 
 
 def _address_index(ctx: ServiceContext, channel: str, address: str) -> str:

@@ -58,7 +58,7 @@ def count_transactions(engine, run) -> int:
     """How many transactions `run` begins on `engine` (reads and writes alike)."""
     begun = []
 
-    def tally(_connection):
+    def tally(*_args):
         begun.append(1)
 
     event.listen(engine, "begin", tally)

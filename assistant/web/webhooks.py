@@ -178,8 +178,6 @@ def _voice_twiml(app, rendered, locale: str, event_id: str, slow: bool = False) 
 
 
 def _voice_turn(inbound: Inbound, caller: str, keyed_id: str = "") -> Response:
-    from assistant.booking import service
-    from assistant.conversation_backend import address_for
     from assistant.channels.voice import render_voice
 
     app, renderer = _careline(), _renderer()
@@ -198,11 +196,7 @@ def _voice_turn(inbound: Inbound, caller: str, keyed_id: str = "") -> Response:
     rendered = render_voice(result.turn.replies, locale, renderer)
     if keyed_id and rendered.expect != "id_number":  # accepted: asked again means refused
         rendered = replace(rendered, messages=(_read_back_id(keyed_id, renderer, locale),) + rendered.messages)
-    try:
-        slow = service.address_profile(app.services, address_for("voice", caller)).slow_speech
-    except Exception as exc:  # the answer matters more than its pace
-        log.error("slow speech could not be read: %s", type(exc).__name__)
-        slow = False
+    slow = result.slow_speech
     if inbound.kind is InboundKind.START and not slow and rendered.expect != "none":
         rendered = replace(rendered, messages=rendered.messages + (
             renderer.text(msg(N_("If I speak too fast, say: slower.")), locale, spoken=True),))

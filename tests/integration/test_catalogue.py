@@ -8,27 +8,14 @@ the next read; a change rolled back moves nothing.
 
 from __future__ import annotations
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from assistant.booking import service
 from assistant.booking.catalogue import catalogue
 from assistant.booking.database import create_db_engine
 from assistant.booking.models import Department
 from assistant.booking.uow import UnitOfWorkFactory
-
-
-def statements_in(engine, run) -> int:
-    seen = []
-
-    def count(*_args):
-        seen.append(1)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        run()
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-    return len(seen)
+from bench.common import count_statements
 
 
 def rename(uow_factory, code: str, name: str) -> None:
@@ -45,8 +32,8 @@ def names(departments) -> list[str]:
 def test_a_cached_read_is_one_statement(services, depts):
     first = service.list_departments(services)
     assert names(first) == ["Cardiology", "Eyes", "Bones"]
-    assert statements_in(services.uow.engine, lambda: service.list_departments(services)) == 1
-    assert statements_in(services.uow.engine, lambda: service.hospital(services)) == 1
+    assert count_statements(services.uow.engine, lambda: service.list_departments(services)) == 1
+    assert count_statements(services.uow.engine, lambda: service.hospital(services)) == 1
 
 
 def test_a_change_committed_here_is_seen_on_the_next_read(services, depts):

@@ -8,12 +8,13 @@ doesn't spoil the reads after it. On SQLite and PostgreSQL.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from assistant import conversations
 from assistant.booking.models import ProcessedEvent
 from assistant.engine.messages import Inbound
+from bench.common import count_transactions
 
 
 def test_reads_inside_share_one_session_and_outside_do_not(services):
@@ -46,20 +47,6 @@ def test_an_error_in_one_read_does_not_spoil_the_next(services):
             assert uow.session.execute(text("SELECT 1")).scalar_one() == 1
 
 
-def transactions_in(services, run) -> int:
-    begun = []
-
-    def count(_connection):
-        begun.append(1)
-
-    event.listen(services.uow.engine, "begin", count)
-    try:
-        run()
-    finally:
-        event.remove(services.uow.engine, "begin", count)
-    return len(begun)
-
-
 def test_a_turn_that_books_nothing_is_one_read_and_one_write(services, depts, now):
     address = "+8613800000999"
 
@@ -67,6 +54,6 @@ def test_a_turn_that_books_nothing_is_one_read_and_one_write(services, depts, no
         return conversations.run_turn(services, "sms", address, Inbound(body, event_id=sid), now)
 
     turn("hello", "SM-shared-1")
-    assert transactions_in(services, lambda: turn("1", "SM-shared-2")) == 2
+    assert count_transactions(services.uow.engine, lambda: turn("1", "SM-shared-2")) == 2
     # A replay is answered from its one read.
-    assert transactions_in(services, lambda: turn("1", "SM-shared-2")) == 1
+    assert count_transactions(services.uow.engine, lambda: turn("1", "SM-shared-2")) == 1
