@@ -104,10 +104,10 @@ class ServiceBackend:
 
     def linked_patients(self) -> Sequence[ports.PatientInfo]:
         return [ports.PatientInfo(p.patient_ref, p.name, p.id_last4, p.relation)
-                for p in service.linked_patients(self.ctx, self.address)]
+                for p in service.linked_patients(self.ctx, self.acting)]
 
     def last_booked(self) -> ports.RecentBooking | None:
-        found = service.last_booked(self.ctx, self.address)
+        found = service.last_booked(self.ctx, self.acting)
         if found is None:
             return None
         patient, department = found
@@ -140,7 +140,7 @@ class ServiceBackend:
         kwargs = {"patient_ref": who} if isinstance(who, int) else {"identity_input": IdentityInput(
             who.id_kind, who.id_number, who.name, who.birth_date, who.document, who.country)}
         result = service.book_slot(self.ctx, slot_id=slot_id, channel=self.channel, now=now,
-                                   booked_by=self.address,
+                                   booked_by=self.acting,
                                    relation="family" if relation == "family" else "self",
                                    idempotency_key=self._key(key, "book"), **kwargs)
         if isinstance(result, r.Booked):
@@ -149,14 +149,14 @@ class ServiceBackend:
 
     def bookings(self, now: datetime) -> Sequence[ports.BookingInfo]:
         return [_booking_info(named)
-                for named in service.address_bookings(self.ctx, self.address, now=now)]
+                for named in service.address_bookings(self.ctx, self.acting, now=now)]
 
     def find_booking(self, code: str, id_last4: str, now: datetime) -> ports.BookingInfo | None:
         found = service.booking_for_holder(self.ctx, code=code, id_last4=id_last4, now=now)
         return _booking_info(found) if found is not None else None
 
     def _requester(self, id_last4: str | None):
-        return service.CodeHolder(id_last4, via=self.address) if id_last4 else self.address
+        return service.CodeHolder(id_last4, via=self.acting) if id_last4 else self.acting
 
     def cancel(self, code: str, now: datetime, key: str | None,
                id_last4: str | None = None) -> ports.Outcome:
@@ -193,6 +193,17 @@ class ServiceBackend:
     def set_opted_out(self, opted_out: bool, now: datetime) -> None:
         service.set_opted_out(self.ctx, self.address, opted_out, now=now)
         self._profile = None
+
+    @property
+    def acting(self):
+        """The address whose rights this conversation uses: its own, or the phone a
+        Telegram chat speaks for. Language, STOP and pace stay with its own."""
+        if self.address.kind != "telegram":
+            return self.address
+        return self._address_profile().speaks_for or self.address
+
+    def speaks_for_a_phone(self) -> bool:
+        return self.address.kind == "telegram" and self._address_profile().speaks_for is not None
 
     def is_opted_out(self) -> bool:
         return self._address_profile().opted_out

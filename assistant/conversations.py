@@ -1,11 +1,13 @@
 """run_turn: one inbound message through the engine, with state and replay handled.
 
 Rule: this is the loop every channel shares. It (1) returns the stored replies when the
-event was handled before, (2) loads the conversation, (3) runs the engine, whose side
-effects (booking, cancelling) are each their own transaction keyed by the event id,
-then (4) in one transaction claims the event, saves the new state (optimistic lock)
-and stores the replies. State and stored replies are encrypted: they can hold a name
-or an ID number. Logs name the conversation only by its blinded address.
+event was handled before, (2) loads the conversation, (3) runs the engine, then (4)
+claims the event, saves the new state (optimistic lock) and stores the replies. Steps
+1-3 read in one transaction; everything the turn writes (a booking, a cancellation, the
+state and the replies) is one write transaction, committed once: a patient is never
+booked by a turn whose answer was lost, and a turn that failed half-way keeps none of
+its writes. State and stored replies are encrypted: they can hold a name or an ID
+number. Logs name the conversation only by its blinded address.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class TurnResult:
     replayed: bool = False
     # The address asked to be spoken to slowly (the phone applies it); read with the turn.
     slow_speech: bool = False
+    # A Telegram chat that shared its own number (it no longer needs the share button).
+    phone_linked: bool = False
 
 
 def run_turn(ctx: ServiceContext, channel: str, address: str, inbound: m.Inbound,
@@ -47,23 +51,28 @@ def run_turn(ctx: ServiceContext, channel: str, address: str, inbound: m.Inbound
     address_index = _address_index(ctx, channel, address)
     event_key = f"turn:{channel}:{inbound.event_id}" if inbound.event_id else None
     for _ in range(SAVE_ATTEMPTS):
-        # The replay check, the load and every question the engine asks: one read transaction.
-        with ctx.uow.shared_reads():
-            backend = ServiceBackend(ctx, channel, address, renderer)
-            stored = _stored_turn(ctx, event_key) if event_key is not None else None
-            if stored is not None:
-                return TurnResult(stored, replayed=True, slow_speech=backend.speaks_slowly())
-            state, version = _load(ctx, channel, address_index)
-            turn = handle(state, inbound, backend, now, expiry=expiry)
-            slow = backend.speaks_slowly()
-        if turn.error:
-            log.error("engine error in %s conversation %s: %s", channel, address_index[:12], turn.error)
-        saved = _save(ctx, channel, address_index, version, turn, event_key, now)
-        if saved is not None:
-            return replace(saved, slow_speech=slow)
+        with ctx.uow.one_write() as write:
+            # The replay check, the load and every question the engine asks: one read transaction.
+            with ctx.uow.shared_reads():
+                backend = ServiceBackend(ctx, channel, address, renderer)
+                stored = _stored_turn(ctx, event_key) if event_key is not None else None
+                if stored is not None:
+                    return TurnResult(stored, replayed=True, slow_speech=backend.speaks_slowly(),
+                                      phone_linked=backend.speaks_for_a_phone())
+                state, version = _load(ctx, channel, address_index)
+                turn = handle(state, inbound, backend, now, expiry=expiry)
+                slow, linked = backend.speaks_slowly(), backend.speaks_for_a_phone()
+            if turn.error:
+                log.error("engine error in %s conversation %s: %s", channel, address_index[:12], turn.error)
+                write.rollback()  # keep nothing the failed turn wrote; save its apology state
+            saved = _save(ctx, channel, address_index, version, turn, event_key, now)
+            if saved is not None:
+                if not saved.replayed:
+                    write.commit()
+                return replace(saved, slow_speech=slow, phone_linked=linked)
         # Another message of this conversation was saved in between: run again on it.
     log.warning("conversation %s kept changing; answering without saving", address_index[:12])
-    return TurnResult(turn, slow_speech=slow)
+    return TurnResult(turn, slow_speech=slow, phone_linked=linked)
 
 
 def _address_index(ctx: ServiceContext, channel: str, address: str) -> str:

@@ -1,7 +1,7 @@
 """Telegram without a public HTTPS address: long polling, and registering the webhook.
 
 Rule: polling takes updates from the Bot API (getUpdates) and sends each through the very
-path the webhook uses (`web.webhooks.telegram_reply`), then sends the reply with the bot.
+path the webhook uses (`web.telegram_turns.telegram_reply`), then sends the reply with the bot.
 PTB runs on one asyncio loop in a background thread (`channels.senders.BackgroundLoop`).
 """
 
@@ -38,7 +38,7 @@ def poll(app, renderer, token: str, *, stop: threading.Event, base_url: str | No
          timeout: int = 30, rounds: int | None = None) -> int:
     """Answer updates until `stop` is set (or `rounds` getUpdates calls are done); returns
     how many replies were sent. A failed round is logged and retried."""
-    from assistant.web.webhooks import telegram_reply
+    from assistant.web.telegram_turns import telegram_reply
 
     loop = BackgroundLoop()
     bot = make_bot(token, base_url)

@@ -1,4 +1,4 @@
-"""Conversation turns per second: the engine on the in-memory fake, and the real path on SQLite.
+"""Conversation turns per second: the engine on the in-memory fake, the real path on SQLite, and its floor.
 
 What is measured: one whole booking conversation, as a new patient writing English by
 SMS sends it (7 turns):
@@ -15,6 +15,11 @@ SMS sends it (7 turns):
             the booking transaction, then the event claimed and the new state encrypted
             and saved, on a fresh migrated SQLite file with the demo hospital seeded
             (`jobs.seed_file`, config/demo_hospital.toml).
+  * floor:  the fake path's engine work plus the least persistence any turn needs, on
+            the plain `sqlite3` module against a file migrated and seeded the same way
+            (bench/engine_floor.py): one read and one write transaction per turn, with
+            the booking's rows in the booking turn's write. floor/fake bounds what
+            sqlite/fake can reach; sqlite/floor is what CareLine's layers cost on top.
 
 The figure is turns per second (every conversation must end in a booking code, each
 turn must land on the expected step, and on SQLite the booking rows are counted), and
@@ -27,8 +32,8 @@ afternoon question is really asked) and are spread over the slots so that every 
 keeps at least one free place. Each conversation happens the day before its visit at
 09:00, so "tomorrow" is its visit day; later rounds book later weeks.
 
-After a warm-up, each round measures both, alternating which goes first; the median of
-the rounds is reported.
+After a warm-up, each round measures all three, alternating the order (fake, sqlite,
+floor, then the reverse); the median of the rounds is reported.
 
     python bench/engine.py [--conversations N] [--rounds R] [--profile]
 """
@@ -63,6 +68,7 @@ from assistant.bootstrap import App, build, fixed_clock, install_words  # noqa: 
 from assistant.config import PROJECT_ROOT, load_settings  # noqa: E402
 from assistant.engine.messages import Inbound, Say  # noqa: E402
 from bench.common import LIBRARY_AREAS, count_statements, count_transactions, print_areas, resident_id, self_time_by_area  # noqa: E402
+from bench.engine_floor import TurnFloor  # noqa: E402
 from tests.fakes import FakeBackend  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -173,16 +179,21 @@ def build_app(url: str, instance: Path) -> App:
     return build(load_settings(environ=environ), clock=fixed_clock(seeded_at), environ=environ)
 
 
+def seed_database(app: App, total: int) -> None:
+    """Migrated, and the demo hospital seeded far enough ahead for `total` conversations."""
+    migrate.upgrade(app.engine)
+    # About 22 places a Monday/Wednesday/Friday when each slot keeps one free: ~9 a week.
+    days = 14 + 7 * (-(-total // 60))
+    jobs.seed_file(app, DEMO_FILE, days=days)
+
+
 class SqliteTarget:
     """The demo hospital seeded far enough ahead for `total` conversations."""
 
     def __init__(self, app: App, total: int) -> None:
         self.app = app
         self.ctx = app.services
-        migrate.upgrade(app.engine)
-        # About 22 places a Monday/Wednesday/Friday when each slot keeps one free: ~9 a week.
-        days = 14 + 7 * (-(-total // 60))
-        jobs.seed_file(app, DEMO_FILE, days=days)
+        seed_database(app, total)
         self.plan = self._plan()
         if len(self.plan) < total:
             raise SystemExit(f"only {len(self.plan)} places for {total} conversations")
@@ -240,6 +251,32 @@ class SqliteTarget:
             return uow.session.execute(select(func.count()).select_from(Booking)).scalar_one()
 
 
+# ---- (c) the floor: the engine over the fake plus a turn's least persistence ----------------
+
+
+class FloorTarget:
+    """bench/engine_floor.py on its own file, built as the sqlite path's (same migrations,
+    same seed, a keyring made the same way), fed the fake path's conversations."""
+
+    def __init__(self, tmp: Path, total: int) -> None:
+        path = tmp / "careline.db"
+        app = build_app(f"sqlite:///{path}", tmp / "instance")
+        try:
+            seed_database(app, total)
+            keyring = app.services.keyring
+        finally:
+            app.close()  # nothing but the floor's own connection touches the file while timed
+        self.floor = TurnFloor(path, keyring, CHANNEL, EXPIRY)
+        self.source = FakeTarget()  # scripts and fresh fake backends, numbered from 0 here
+
+    @property
+    def started(self) -> int:
+        return self.source.started
+
+    def run(self, n: int) -> float:
+        return self.floor.run(self.source.scripts(n), check_turn)
+
+
 # ---- measuring and reporting ------------------------------------------------------------------
 
 
@@ -247,8 +284,11 @@ class SqliteTarget:
 class Figures:
     fake: list[float] = field(default_factory=list)
     sqlite: list[float] = field(default_factory=list)
+    floor: list[float] = field(default_factory=list)
     statements_per_turn: float = 0.0
     transactions_per_turn: float = 0.0
+    floor_statements_per_turn: float = 0.0
+    floor_transactions_per_turn: float = 0.0
 
     @property
     def ratio(self) -> float:
@@ -266,6 +306,15 @@ class Figures:
                 f"{self.statements_per_turn:.1f}, transactions {self.transactions_per_turn:.1f}; ms per turn: fake "
                 f"{1000 / statistics.median(self.fake):.2f}, sqlite "
                 f"{1000 / statistics.median(self.sqlite):.2f}")
+
+    def floor_line(self) -> str:
+        fake, sqlite, floor = (statistics.median(x) for x in (self.fake, self.sqlite, self.floor))
+        rounds = ", ".join(f"{f:.0f}" for f in self.floor)
+        return (f"  floor (engine over the fake + a turn's least persistence, plain sqlite3): "
+                f"{floor:.0f} turns/s, ratio floor/fake {floor / fake:.3f}x, sqlite/floor "
+                f"{sqlite / floor:.3f}x; rounds {rounds}; SQL statements per floor turn "
+                f"{self.floor_statements_per_turn:.1f}, transactions "
+                f"{self.floor_transactions_per_turn:.1f}; ms per turn {1000 / floor:.2f}")
 
 
 _AREAS = (
@@ -304,23 +353,27 @@ def main(argv: list[str] | None = None) -> int:
     total = WARMUP + n * (rounds + (1 if args.profile else 0))
     fake = FakeTarget()
     figures = Figures()
-    with tempfile.TemporaryDirectory(prefix="careline-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="careline-bench-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="careline-bench-floor-") as floor_tmp:
         app = build_app(f"sqlite:///{Path(tmp) / 'careline.db'}", Path(tmp) / "instance")
+        floor = None
         try:
             sqlite = SqliteTarget(app, total)
+            floor = FloorTarget(Path(floor_tmp), total)
             fake.run(WARMUP)
             statements: list[int] = []
             transactions = count_transactions(app.engine, lambda: statements.append(
                 count_statements(app.engine, lambda: sqlite.run(WARMUP))))
             figures.statements_per_turn = statements[0] / (WARMUP * len(STEPS))
             figures.transactions_per_turn = transactions / (WARMUP * len(STEPS))
+            floor_statements, floor_transactions = floor.floor.traced(lambda: floor.run(WARMUP))
+            figures.floor_statements_per_turn = floor_statements / (WARMUP * len(STEPS))
+            figures.floor_transactions_per_turn = floor_transactions / (WARMUP * len(STEPS))
+            paths = ((figures.fake, fake), (figures.sqlite, sqlite), (figures.floor, floor))
             for i in range(rounds):
-                if i % 2 == 0:
-                    figures.fake.append(fake.run(n))
-                    figures.sqlite.append(sqlite.run(n))
-                else:
-                    figures.sqlite.append(sqlite.run(n))
-                    figures.fake.append(fake.run(n))
+                # Fake first on even rounds, floor first on odd ones, as fake and sqlite alternate.
+                for measured, target in (paths if i % 2 == 0 else reversed(paths)):
+                    measured.append(target.run(n))
             if args.profile:
                 profiler = cProfile.Profile()
                 profiler.enable()
@@ -329,12 +382,23 @@ def main(argv: list[str] | None = None) -> int:
             booked = sqlite.bookings()
             if booked != sqlite.started:
                 raise AssertionError(f"sqlite: {booked} bookings stored for {sqlite.started} conversations")
+            # The floor really inserted: a conversation and a booking per conversation, a claim per turn.
+            stored = floor.floor.counts()
+            expected = (floor.started, floor.started, floor.floor.turns)
+            if stored != expected:
+                raise AssertionError(f"floor: stored (conversations, bookings, events) {stored}, "
+                                     f"expected {expected}")
         finally:
             app.close()
+            if floor is not None:
+                floor.floor.close()
     print(figures.line())
     print(figures.detail())
+    print(figures.floor_line())
     print(f"  every conversation booked: fake {fake.started}, sqlite {booked} "
           f"(warm-up included)")
+    print(f"  floor stored: {stored[0]} conversations, {stored[1]} bookings, {stored[2]} claimed "
+          f"events (warm-up included)")
     if args.profile:
         print_profile(n, n * len(STEPS), profiler)
     return 0

@@ -97,7 +97,7 @@ _MOVE_HEAD = text(
     "UPDATE audit_head SET last_event_id = :last_id, last_hash = :last_hash, "
     "event_count = :count, seal = :seal WHERE id = 1"
 )
-_PENDING = "careline_audit_pending"
+PENDING = "careline_audit_pending"
 
 
 def append(session: Session, key: bytes, *, actor: Actor, action: str, subject: str,
@@ -110,13 +110,13 @@ def defer(session: Session, key: bytes, entries: list[Entry]) -> None:
     """Events are written just before commit, so the audit head, which every writer
     shares, is always the last lock a transaction takes: no deadlock can form around it,
     and it is held only for the commit."""
-    pending = session.info.setdefault(_PENDING, [])
+    pending = session.info.setdefault(PENDING, [])
     pending.extend((key, entry) for entry in entries)
 
 
 def write_pending(session: Session) -> None:
     """Called by UnitOfWork.commit."""
-    pending = session.info.pop(_PENDING, [])
+    pending = session.info.pop(PENDING, [])
     if pending:
         append_many(driver.Cursor(session.connection()), pending[0][0],
                     [entry for _, entry in pending])

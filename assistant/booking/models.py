@@ -20,6 +20,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
     Text,
@@ -222,6 +223,10 @@ class ChannelAddress(Base):
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The caller asked the phone to speak more slowly; kept for every later call.
     slow_speech: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # A Telegram chat whose user shared their own number (Telegram vouches for it) books,
+    # lists and cancels as that phone's address (booking/phone_links.py).
+    # An address id, without a foreign key (see migration 0010).
+    phone_address_id: Mapped[int | None] = mapped_column(Integer)
     # Bumped to take the address's row lock before counting its patients.
     version: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

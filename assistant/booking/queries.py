@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from assistant.booking import identity, policy as rules, results as r
+from assistant.booking import identity, phone_links, policy as rules, results as r
 from assistant.booking.catalogue import HospitalView, catalogue
 from assistant.booking.inputs import AddressInput, IdentityInput, ServiceContext
 from assistant.booking.models import (
@@ -248,6 +248,8 @@ class AddressProfile:
     locale: str | None
     opted_out: bool
     slow_speech: bool = False
+    # A Telegram chat that shared its own number acts as that phone (phone_links.py).
+    speaks_for: AddressInput | None = None
 
 
 def address_profile(ctx: ServiceContext, address: AddressInput) -> AddressProfile:
@@ -255,7 +257,8 @@ def address_profile(ctx: ServiceContext, address: AddressInput) -> AddressProfil
         found = find_address(ctx, uow.session, address)
         if found is None:
             return AddressProfile(None, False)
-        return AddressProfile(found.locale, found.opted_out_at is not None, found.slow_speech)
+        return AddressProfile(found.locale, found.opted_out_at is not None, found.slow_speech,
+                              phone_links.speaks_for(ctx, uow.session, found))
 
 
 def hospital(ctx: ServiceContext) -> HospitalView | None:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from assistant.booking import audit, book, driver, outbox, policy as rules, results as r, statements as sql
 from assistant.booking.book import book_slot
+from assistant.booking.phone_links import PhoneLinked, link_phone  # noqa: F401  (re-exported)
 from assistant.booking.events import claim_event
 from assistant.booking.inputs import (
     AddressInput,

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from assistant.channels.sms_segments import is_gsm7
-from assistant.engine.messages import Msg, Names, When
+from assistant.engine.messages import N_, Msg, Names, When
 from assistant.i18n import Catalogs
 from assistant.i18n import format as fmt
+
+# What every channel answers when a turn could not run at all (the database is down).
+APOLOGY = N_("Sorry, something went wrong on our side. Please try again in a few minutes.")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Rule: every option becomes one button on its own row, labelled "key label", so a tap
 sends text the engine already understands. This module renders; the Bot API webhook and
-polling adapters build on it.
+polling adapters build on it (web/telegram_turns.py). Until the chat has shared its own
+phone number, the questions that open a conversation also offer a button to share it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,17 @@ from __future__ import annotations
 from assistant.channels.base import Rendered, RenderedOption
 from assistant.channels.render import Renderer
 from assistant.channels.text_forms import handoff_message
-from assistant.engine.messages import Ask, End, Handoff, Reply, Say
+from assistant.engine.flow import Step
+from assistant.engine.messages import N_, Ask, End, Handoff, Reply, Say
+
+SHARE_PHONE = N_("Share my phone number")
+PHONE_LINKED = N_("Thank you. This chat now works with your phone number {phone}: "
+                  "what you book here, by SMS or by phone from that number is all in one place.")
+CONTACT_NOT_OWN = N_("Please share your own number with the button below. "
+                     "A contact card from someone else can't be used.")
+PHONE_NOT_LINKED = N_("Sorry, that phone number could not be used.")
+# Where sharing the number helps: before a booking starts, not in the middle of one.
+SHARING_STEPS = frozenset({Step.MENU, Step.WHO})
 
 
 def render_telegram(replies: tuple[Reply, ...], locale: str, renderer: Renderer) -> Rendered:
@@ -32,3 +43,7 @@ def render_telegram(replies: tuple[Reply, ...], locale: str, renderer: Renderer)
             ended = True
     buttons = tuple((f"{o.key} {o.label}",) for o in options)
     return Rendered(tuple(texts), options, expect, ended, buttons=buttons)
+
+
+def offers_phone_sharing(step, rendered: Rendered) -> bool:
+    return step in SHARING_STEPS and bool(rendered.buttons)

@@ -91,6 +91,8 @@ def _handle(state: Conversation | None, inbound: Inbound, backend: Backend, now:
     if inbound.kind is InboundKind.START:
         return _begin(state.fresh(), ctx, greeting=N_("Hello, this is the hospital's booking service."),
                       switch_line=True)
+    if inbound.kind is InboundKind.RESUME:
+        return _enter(state, state.step, ctx, [])
     if inbound.kind is InboundKind.SILENCE:
         return _silence(state, ctx)
     state = state.with_(silences=0)

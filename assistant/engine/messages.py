@@ -24,6 +24,7 @@ class InboundKind(enum.Enum):
     TEXT = "text"  # a message, a keypad entry or recognised speech
     SILENCE = "silence"  # the caller said and pressed nothing
     START = "start"  # a new call or a Telegram /start, before anything is said
+    RESUME = "resume"  # the channel answered the message itself (a shared contact): ask again
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,13 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from assistant import conversations
 from assistant.channels.sms import render_sms
+from assistant.channels.render import APOLOGY
+from assistant.web.telegram_turns import telegram_reply
 from assistant.engine.messages import N_, Inbound, InboundKind, msg
 
 log = logging.getLogger(__name__)
 
 webhooks = Blueprint("webhooks", __name__)
-
-APOLOGY = N_("Sorry, something went wrong on our side. Please try again in a few minutes.")
 
 
 def _careline():
@@ -251,43 +251,6 @@ def telegram_secret_ok(settings) -> bool:
     secret = settings.telegram.get("secret_token")
     given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
     return bool(secret) and hmac.compare_digest(given.encode(), secret.encode())
-
-
-def telegram_reply(app, renderer, update: dict) -> dict | None:
-    """One Bot API update through the engine; the reply as a `sendMessage` call (a dict
-    the webhook returns as its body, and polling sends), or None when there is nothing
-    to say. Shared by the webhook and `assistant telegram poll`."""
-    from telegram import KeyboardButton, ReplyKeyboardMarkup, ReplyKeyboardRemove, Update
-
-    from assistant.channels.telegram import render_telegram
-
-    parsed = Update.de_json(update, None)
-    message = parsed.effective_message if parsed else None
-    if message is None or message.chat is None or not (message.text or message.contact):
-        return None  # edits, stickers, joins: nothing to answer
-    chat_id = message.chat.id
-    text = message.text or ""
-    language = parsed.effective_user.language_code if parsed.effective_user else None
-    kind = InboundKind.START if text.strip().split("@")[0] == "/start" else InboundKind.TEXT
-    inbound = Inbound(text="" if kind is InboundKind.START else text, kind=kind,
-                      language_hint=language, event_id=str(parsed.update_id))
-    try:
-        result = conversations.run_turn(app.services, "telegram", str(chat_id), inbound, app.clock(),
-                                        renderer)
-    except Exception as exc:
-        log.error("a Telegram turn could not be handled: %s", type(exc).__name__)
-        return {"method": "sendMessage", "chat_id": chat_id,
-                "text": renderer.text(msg(APOLOGY), app.settings.default_locale)}
-    if result.turn.ended:
-        return None  # STOP: no more messages
-    locale = result.turn.state.locale or app.settings.default_locale
-    rendered = render_telegram(result.turn.replies, locale, renderer)
-    # One message, the keyboard under it: big buttons, one to a row.
-    keyboard = (ReplyKeyboardMarkup([[KeyboardButton(row[0])] for row in rendered.buttons],
-                                    resize_keyboard=True, one_time_keyboard=True)
-                if rendered.buttons else ReplyKeyboardRemove())
-    return {"method": "sendMessage", "chat_id": chat_id, "text": "\n\n".join(rendered.messages),
-            "reply_markup": keyboard.to_dict()}
 
 
 @webhooks.post("/telegram")
