@@ -12,12 +12,17 @@ from sqlalchemy import select, text
 from assistant.booking import results as r, service
 from assistant.booking.inputs import AddressInput
 from assistant.booking.models import AuditEvent, ChannelAddress, Slot, Suspension
-from tests.channels.test_telegram_webhook import client, post, telegram_app  # noqa: F401  fixtures
+from tests.channels.conftest import post_update as post
 from tests.support import person
 
 CHAT = 2222222
 VICTIM_CHAT = 3333333
 PHONE = "+8613800138000"
+
+
+@pytest.fixture
+def client(telegram_client):
+    return telegram_client
 
 
 def message(update_id: int, chat: int = CHAT, sender: int = CHAT, chat_type: str = "private", **content) -> dict:

@@ -18,26 +18,15 @@ from assistant.booking.models import ConversationRecord
 from assistant.bootstrap import renderer_for
 from assistant.config import PROJECT_ROOT
 from assistant.telegram_polling import poll, set_webhook
-from assistant.web import create_app
-from tests.conftest import built_app
+from tests.channels.conftest import BOT_TOKEN, SECRET, post_update as post
 from tests.fake_providers import FakeTelegram
 
-SECRET = "s3cret-token_for-the-webhook"
-BOT_TOKEN = "123456:ABCDEF"
 CHAT = 1111111
 
 
 @pytest.fixture
-def telegram_app(database_url, tmp_path, now):
-    yield from built_app(database_url, tmp_path, now, ASSISTANT_TELEGRAM_SECRET_TOKEN=SECRET,
-                         ASSISTANT_TELEGRAM_BOT_TOKEN=BOT_TOKEN,
-                         ASSISTANT_PUBLIC_URL="https://careline.example-hospital.cn")
-
-
-@pytest.fixture
-def client(telegram_app):
-    jobs.seed_file(telegram_app, PROJECT_ROOT / "config" / "demo_hospital.toml")
-    return create_app(telegram_app).test_client()
+def client(telegram_client):
+    return telegram_client
 
 
 def update(update_id: int, text: str, language: str = "es") -> dict:
@@ -47,11 +36,6 @@ def update(update_id: int, text: str, language: str = "es") -> dict:
         "chat": {"id": CHAT, "type": "private", "first_name": "María", "username": "maria"},
         "from": {"id": CHAT, "is_bot": False, "first_name": "María", "username": "maria",
                  "language_code": language}}}
-
-
-def post(client, body, secret=SECRET):
-    headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
-    return client.post("/telegram", json=body, headers=headers)
 
 
 @pytest.mark.parametrize("secret", [None, "", "wrong-secret"])
