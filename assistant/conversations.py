@@ -18,10 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Mapping
 
-from sqlalchemy import select, update
-
-from assistant.booking.models import ConversationRecord, ProcessedEvent
-from assistant.booking.events import claim_event, dialect_insert
+from assistant.booking import driver, statements as sql
 from assistant.booking.inputs import ServiceContext
 from assistant.conversation_backend import ServiceBackend, address_for
 from assistant.engine import Turn, handle
@@ -82,65 +79,53 @@ def _address_index(ctx: ServiceContext, channel: str, address: str) -> str:
 
 def _load(ctx: ServiceContext, channel: str, address_index: str) -> tuple[Conversation | None, int | None]:
     with ctx.uow.read_only() as uow:
-        record = uow.session.execute(
-            select(ConversationRecord).where(ConversationRecord.channel == channel,
-                                             ConversationRecord.address_index == address_index)
-        ).scalar_one_or_none()
-        if record is None:
+        row = _cursor(uow).run(sql.CONVERSATION_STATE, {
+            "channel": channel, "address_index": address_index}).first()
+        if row is None:
             return None, None
-        plain = ctx.keyring.decrypt(record.state_encrypted)
-        return from_json(plain), record.version
+        return from_json(ctx.keyring.decrypt(row.state_encrypted)), row.version
 
 
 def _save(ctx: ServiceContext, channel: str, address_index: str, version: int | None, turn: Turn,
           event_key: str | None, now: datetime) -> TurnResult | None:
+    state = to_json(turn.state)
     with ctx.uow() as uow:
-        session = uow.session
-        if event_key is not None and not claim_event(session, event_key, now):
-            stored = session.get(ProcessedEvent, event_key)
-            return TurnResult(_decode_turn(ctx, stored.result), replayed=True)
-        encrypted = ctx.keyring.encrypt(to_json(turn.state))
-        if version is None:
-            inserted = session.execute(
-                dialect_insert(session)(ConversationRecord).values(
-                    channel=channel, address_index=address_index, state_encrypted=encrypted,
-                    version=1, updated_at=now)
-                .on_conflict_do_nothing(index_elements=["channel", "address_index"])
-                .returning(ConversationRecord.id)
-            ).first()
-            if inserted is None:
-                return None
-        else:
-            changed = session.execute(
-                update(ConversationRecord)
-                .where(ConversationRecord.channel == channel,
-                       ConversationRecord.address_index == address_index,
-                       ConversationRecord.version == version)
-                .values(state_encrypted=encrypted, version=version + 1, updated_at=now)
-                .returning(ConversationRecord.id)
-            ).first()
-            if changed is None:
-                return None
+        db = _cursor(uow)
         if event_key is not None:
-            session.execute(update(ProcessedEvent).where(ProcessedEvent.key == event_key)
-                            .values(result={"turn": ctx.keyring.encrypt(_encode_turn(turn))}))
+            # The claim carries the replies, for replays: one statement.
+            replies = {"turn": ctx.keyring.encrypt(_encode_turn(turn, state))}
+            if db.run(sql.STORE_RESULT, {"key": event_key, "now": now, "result": replies}).first() is None:
+                stored = db.run(sql.REPLAYED_RESULT, {"key": event_key}).scalar()
+                return TurnResult(_decode_turn(ctx, stored), replayed=True)
+        values = {"channel": channel, "address_index": address_index,
+                  "state": ctx.keyring.encrypt(state), "now": now}
+        if version is None:
+            saved = db.run(sql.INSERT_CONVERSATION, values).first()
+        else:
+            saved = db.run(sql.UPDATE_CONVERSATION, {**values, "version": version}).first()
+        if saved is None:
+            return None
         uow.commit()
         return TurnResult(turn)
 
 
 def _stored_turn(ctx: ServiceContext, event_key: str) -> Turn | None:
     with ctx.uow.read_only() as uow:
-        stored = uow.session.get(ProcessedEvent, event_key)
-        if stored is None or not stored.result:
-            return None
-        return _decode_turn(ctx, stored.result)
+        stored = _cursor(uow).run(sql.REPLAYED_RESULT, {"key": event_key}).scalar()
+        return _decode_turn(ctx, stored) if stored else None
+
+
+def _cursor(uow) -> driver.Cursor:
+    """A turn's own fixed statements run on the driver's cursor (booking/driver.py): they
+    run on every message, and SQLAlchemy's work around each cost more than the statement."""
+    return driver.Cursor(uow.session.connection())
 
 
 # ---- replies as JSON, for replays ---------------------------------------------------------
 
 
-def _encode_turn(turn: Turn) -> str:
-    return json.dumps({"state": to_json(turn.state), "ended": turn.ended,
+def _encode_turn(turn: Turn, state_json: str) -> str:
+    return json.dumps({"state": state_json, "ended": turn.ended,
                        "replies": [_encode_reply(r) for r in turn.replies]}, ensure_ascii=False)
 
 
@@ -215,13 +200,8 @@ def end_conversation(ctx: ServiceContext, channel: str, address: str, now: datet
         return False
     fresh = state.fresh().with_(updated_at=now)
     with ctx.uow() as uow:
-        changed = uow.session.execute(
-            update(ConversationRecord)
-            .where(ConversationRecord.channel == channel,
-                   ConversationRecord.address_index == address_index,
-                   ConversationRecord.version == version)
-            .values(state_encrypted=ctx.keyring.encrypt(to_json(fresh)), version=version + 1,
-                    updated_at=now)
-            .returning(ConversationRecord.id)).first()
+        changed = _cursor(uow).run(sql.UPDATE_CONVERSATION, {
+            "channel": channel, "address_index": address_index, "version": version,
+            "state": ctx.keyring.encrypt(to_json(fresh)), "now": now}).first()
         uow.commit()
     return changed is not None

@@ -1,7 +1,7 @@
 """The hospital and its departments, cached per process and checked on every read.
 
-Rule: while nothing changed, a read costs one small statement (the catalogue's version)
-instead of loading every department again. Any flush that touches a hospital or a
+Rule: while nothing changed, a read costs one small statement (the catalogue's version),
+once per transaction, instead of loading every department again. Any flush that touches a hospital or a
 department bumps `hospital.catalogue_version` in its own transaction (the listener
 below), so an instance never serves a catalogue older than the last commit it can see,
 whichever instance or command (`seed`, the admin) made the change.
@@ -12,10 +12,11 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import Integer, event, select, text, update
 from sqlalchemy.orm import Session
 
-from assistant.booking import results as r
+from assistant.booking import driver, results as r
+from assistant.booking.database import transaction_cache
 from assistant.booking.models import Department, Hospital
 
 
@@ -42,8 +43,12 @@ _cached: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def catalogue(uow_factory) -> Catalogue:
     with uow_factory.read_only() as uow:
-        version = _version(uow.session)
+        checked = transaction_cache(uow.session)  # one version check per transaction
         cached = _cached.get(uow_factory)
+        if cached is not None and checked.get("catalogue") == cached.version:
+            return cached
+        version = _version(uow.session)
+        checked["catalogue"] = version
         if cached is not None and cached.version == version:
             return cached
         fresh = Catalogue(version, _load_hospital(uow.session), _load_departments(uow.session))
@@ -51,10 +56,16 @@ def catalogue(uow_factory) -> Catalogue:
         return fresh
 
 
+# The sum moves with every bump; count and max(id) catch a hospital added or removed.
+# Every turn runs it, so it goes straight to the driver (driver.py).
+CATALOGUE_VERSION = text(
+    "SELECT coalesce(sum(catalogue_version), 0) AS bumps, count(id) AS hospitals, "
+    "coalesce(max(id), 0) AS last_id FROM hospital"
+).columns(bumps=Integer, hospitals=Integer, last_id=Integer)
+
+
 def _version(session: Session) -> tuple[int, ...]:
-    # The sum moves with every bump; count and max(id) catch a hospital added or removed.
-    row = session.execute(select(func.coalesce(func.sum(Hospital.catalogue_version), 0),
-                                 func.count(Hospital.id), func.coalesce(func.max(Hospital.id), 0))).one()
+    row = driver.Cursor(session.connection()).run(CATALOGUE_VERSION).first()
     return tuple(int(value) for value in row)
 
 

@@ -4,12 +4,14 @@ Rule: how a connection is opened lives here. SQLite runs in WAL mode with a busy
 timeout, and every write transaction starts with BEGIN IMMEDIATE so writers queue at
 the start instead of failing half-way; read-only units of work use a plain BEGIN.
 PostgreSQL uses READ COMMITTED plus explicit row locks taken by the service layer.
+`transaction_cache` keeps what one transaction has read for the rest of it.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 READ_ONLY = "careline_read_only"
 
@@ -56,3 +58,25 @@ def _sqlite_engine(url: str, busy_timeout: float) -> Engine:
             dbapi_connection.execute("BEGIN IMMEDIATE")
 
     return engine
+
+
+def is_read_only(session: Session) -> bool:
+    """Whether the session was made by a read-only unit of work."""
+    return bool(session.get_bind().get_execution_options().get(READ_ONLY))
+
+
+TRANSACTION_CACHE = "careline_transaction_cache"  # the session.info key
+
+
+def transaction_cache(session: Session) -> dict:
+    """A dict that lives as long as the session's current transaction: what one
+    transaction has read holds until it ends (a turn asks the same question from several
+    places). Begins the transaction if it hasn't begun."""
+    session.connection()
+    transaction = session.get_transaction()
+    held = session.info.get(TRANSACTION_CACHE)
+    if held is None or held[0] is not transaction:
+        held = (transaction, {})
+        session.info[TRANSACTION_CACHE] = held
+    return held[1]
+

@@ -20,7 +20,7 @@ from sqlalchemy import delete, select, update
 from assistant.booking import audit, identity, results as r
 from assistant.booking.inputs import AddressInput, ServiceContext
 from assistant.booking.models import Booking, ChannelAddress, PatientLink, Suspension
-from assistant.booking.records import address_actor, lock_address
+from assistant.booking.records import AddressRow, address_actor, lock_address
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def _move_rights(session, chat_id: int, phone_id: int) -> dict[str, int]:
     return {"links": links, "bookings": bookings, "suspensions": suspensions}
 
 
-def speaks_for(ctx: ServiceContext, session, chat: ChannelAddress) -> AddressInput | None:
+def speaks_for(ctx: ServiceContext, session, chat: AddressRow) -> AddressInput | None:
     """The phone a chat speaks for, if it shared one."""
     if chat.phone_address_id is None:
         return None

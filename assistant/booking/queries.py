@@ -28,6 +28,7 @@ from assistant.booking.models import (
     Suspension,
 )
 from assistant.booking.records import (
+    AddressRow,
     booking_view,
     clean_code,
     department_rules,
@@ -238,7 +239,7 @@ def flagged_identities(ctx: ServiceContext) -> list[FlaggedIdentity]:
                 for pid in flagged]
 
 
-def mask_address(ctx: ServiceContext, address: ChannelAddress) -> str:
+def mask_address(ctx: ServiceContext, address: ChannelAddress | AddressRow) -> str:
     value = ctx.keyring.decrypt(address.address_encrypted) or ""
     return identity.mask_phone(value) if address.kind == "phone" else identity.mask_id(value)
 

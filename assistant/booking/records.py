@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from assistant.booking import audit, driver, identity, policy as rules, results as r, statements as sql
+from assistant.booking.database import is_read_only, transaction_cache
 from assistant.booking.identity import IdentityRefusal
 from assistant.booking.inputs import (
     AddressInput,
@@ -205,16 +206,36 @@ def address_index(ctx: ServiceContext, kind: str, value: str) -> str:
     return ctx.keyring.blind_index(identity.address_purpose(kind), value)
 
 
-def find_address(ctx: ServiceContext, session: Session, address: AddressInput) -> ChannelAddress | None:
+@dataclass(frozen=True)
+class AddressRow:
+    """An address as the reads see it: no lock, nothing to change."""
+
+    id: int
+    kind: str
+    locale: str | None
+    opted_out_at: datetime | None
+    slow_speech: bool
+    phone_address_id: int | None
+    address_encrypted: str
+
+
+def find_address(ctx: ServiceContext, session: Session, address: AddressInput) -> AddressRow | None:
+    """The address's row. Found once per transaction (a turn asks from several places);
+    not finding it is remembered only in a read-only transaction, which can't create it.
+    Every turn asks, so the statement goes straight to the driver."""
+    held = transaction_cache(session)
+    key = ("address", address)
+    if key in held:
+        return held[key]
     value = normalised_address(ctx, address)
     if isinstance(value, r.Refusal):
         return None
-    return session.execute(
-        select(ChannelAddress).where(
-            ChannelAddress.kind == address.kind,
-            ChannelAddress.address_index == address_index(ctx, address.kind, value),
-        )
-    ).scalar_one_or_none()
+    row = driver.Cursor(session.connection()).run(sql.FIND_ADDRESS, {
+        "kind": address.kind, "address_index": address_index(ctx, address.kind, value)}).first()
+    found = AddressRow(*row) if row is not None else None
+    if found is not None or is_read_only(session):
+        held[key] = found
+    return found
 
 
 def lock_address(ctx: ServiceContext, session: Session, address: AddressInput,
@@ -343,7 +364,7 @@ def patient_ref(patient: Patient | LockedPatient) -> int:
     return patient.id
 
 
-def address_actor(address: ChannelAddress | int) -> str:
+def address_actor(address: ChannelAddress | AddressRow | int) -> str:
     """How the audit trail names an address: its row id, which survives key rotation."""
     return f"address:{address if isinstance(address, int) else address.id}"
 

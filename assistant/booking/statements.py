@@ -5,13 +5,14 @@ once, so its transaction is a short, fixed list of statements that both SQLite (
 and PostgreSQL run as written: upserts that lock (ON CONFLICT … DO UPDATE … RETURNING),
 one query per kind of fact, and a conditional UPDATE for capacity. Compiled once at
 import, they cost a fraction of building ORM statements per call. Types are declared
-so both databases hand back the same Python values. Only the booking path (book.py) and
-records.py use these, through driver.py.
+so both databases hand back the same Python values. Only the booking path (book.py),
+records.py and a turn's own state (conversations.py, at the end of this file) use
+these, through driver.py.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Date, Integer, String, bindparam, text
+from sqlalchemy import JSON, Boolean, Date, Integer, String, Text, bindparam, text
 
 from assistant.booking.models import UTCDateTime
 
@@ -23,6 +24,13 @@ STORE_RESULT = text(
     "INSERT INTO processed_event (key, claimed_at, result) VALUES (:key, :now, :result) "
     "ON CONFLICT (key) DO NOTHING RETURNING key"
 ).bindparams(bindparam("now", type_=UTCDateTime), bindparam("result", type_=JSON))
+
+# An address as the reads see it (records.find_address), without a lock.
+FIND_ADDRESS = text(
+    "SELECT id, kind, locale, opted_out_at, slow_speech, phone_address_id, address_encrypted "
+    "FROM channel_address WHERE kind = :kind AND address_index = :address_index"
+).columns(id=Integer, kind=String, locale=String, opted_out_at=UTCDateTime, slow_speech=Boolean,
+          phone_address_id=Integer, address_encrypted=Text)
 
 # Creates the address on first use, and takes its row lock either way.
 LOCK_ADDRESS = text(
@@ -135,3 +143,25 @@ INSERT_NOTICE = text(
     "SELECT a.id, p.id, :message, :params, COALESCE(a.locale, p.locale), 'pending', 0, :now "
     "FROM channel_address a, patient p WHERE a.id = :address_id AND p.id = :patient_id"
 ).bindparams(bindparam("now", type_=UTCDateTime), bindparam("params", type_=JSON))
+
+
+# ---- a turn's own state (conversations.py): every turn runs these ------------------------
+
+CONVERSATION_STATE = text(
+    "SELECT state_encrypted, version FROM conversation "
+    "WHERE channel = :channel AND address_index = :address_index"
+).columns(state_encrypted=Text, version=Integer)
+
+# A new conversation; nothing comes back when a concurrent first message created it.
+INSERT_CONVERSATION = text(
+    "INSERT INTO conversation (channel, address_index, state_encrypted, version, updated_at) "
+    "VALUES (:channel, :address_index, :state, 1, :now) "
+    "ON CONFLICT (channel, address_index) DO NOTHING RETURNING id"
+).bindparams(bindparam("now", type_=UTCDateTime))
+
+# The optimistic lock: nothing comes back when another message saved in between.
+UPDATE_CONVERSATION = text(
+    "UPDATE conversation SET state_encrypted = :state, version = :version + 1, updated_at = :now "
+    "WHERE channel = :channel AND address_index = :address_index AND version = :version "
+    "RETURNING id"
+).bindparams(bindparam("now", type_=UTCDateTime))

@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from assistant.booking import audit, catalogue  # noqa: F401  catalogue: every write keeps its version
-from assistant.booking.database import READ_ONLY
+from assistant.booking.database import READ_ONLY, TRANSACTION_CACHE
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,7 @@ class _TurnUnit(UnitOfWork):
         else:
             self._savepoint.rollback()
             del self.session.info.get(audit.PENDING, [])[self._audit_mark:]
+            self.session.info.pop(TRANSACTION_CACHE, None)  # it may hold what was undone
 
     def commit(self) -> None:
         if self._savepoint is not None:
