@@ -35,6 +35,8 @@ class Catalogue:
     version: tuple[int, ...]
     hospital: HospitalView | None
     departments: tuple[r.DepartmentView, ...]  # active ones, in menu order
+    # Per active department: its hospital's and its own policy overrides, and the zone.
+    rules: dict[int, tuple[dict, dict, str]]
 
 
 # One cached catalogue per database (its unit-of-work factory), gone with it.
@@ -51,7 +53,7 @@ def catalogue(uow_factory) -> Catalogue:
         checked["catalogue"] = version
         if cached is not None and cached.version == version:
             return cached
-        fresh = Catalogue(version, _load_hospital(uow.session), _load_departments(uow.session))
+        fresh = Catalogue(version, _load_hospital(uow.session), *_load_departments(uow.session))
         _cached[uow_factory] = fresh
         return fresh
 
@@ -79,15 +81,18 @@ def _load_hospital(session: Session) -> HospitalView | None:
                         tuple((g["code"], dict(g["names"])) for g in found.department_groups or ()))
 
 
-def _load_departments(session: Session) -> tuple[r.DepartmentView, ...]:
+def _load_departments(session: Session) -> tuple[tuple[r.DepartmentView, ...], dict[int, tuple[dict, dict, str]]]:
     rows = session.execute(
-        select(Department, Hospital.timezone)
+        select(Department, Hospital.timezone, Hospital.policy_overrides)
         .join(Hospital)
         .where(Department.active.is_(True))
         .order_by(Department.sort_order, Department.id)
     ).all()
-    return tuple(r.DepartmentView(d.id, d.code, dict(d.names), dict(d.keywords or {}), tz, d.group_code)
-                 for d, tz in rows)
+    views = tuple(r.DepartmentView(d.id, d.code, dict(d.names), dict(d.keywords or {}), tz, d.group_code)
+                  for d, tz, _ in rows)
+    rules = {d.id: (dict(hospital_overrides or {}), dict(d.policy_overrides or {}), tz)
+             for d, tz, hospital_overrides in rows}
+    return views, rules
 
 
 def _bump_version(session: Session, _flush_context) -> None:

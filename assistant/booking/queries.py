@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-from assistant.booking import identity, phone_links, policy as rules, results as r
+from assistant.booking import driver, identity, phone_links, policy as rules, results as r, statements as sql
 from assistant.booking.catalogue import HospitalView, catalogue
 from assistant.booking.inputs import AddressInput, IdentityInput, ServiceContext
+from assistant.config import Policy
 from assistant.booking.models import (
     BOOKED,
     Booking,
@@ -31,13 +33,12 @@ from assistant.booking.records import (
     AddressRow,
     booking_view,
     clean_code,
-    department_rules,
     find_address,
     find_patient,
     id_number_of,
     last4_matches,
     last4_of,
-    slot_view,
+    rules_for,
 )
 
 
@@ -49,27 +50,22 @@ def list_departments(ctx: ServiceContext) -> list[r.DepartmentView]:
 def availability(ctx: ServiceContext, *, department_id: int, date_from: date, date_to: date,
                  now: datetime) -> list[r.SlotView]:
     """Released slots with a free place that can still be booked at `now`."""
+    rules_of = catalogue_rules(ctx, department_id)
+    if rules_of is None:
+        return []  # no such department, or closed
+    policy, tz = rules_of
     with ctx.uow.read_only() as uow:
-        department = uow.session.get(Department, department_id)
-        if department is None or not department.active:
-            return []
-        policy, tz = department_rules(ctx, uow.session, department)
-        slots = uow.session.execute(
-            select(Slot)
-            .where(
-                Slot.department_id == department_id,
-                Slot.visit_date >= date_from,
-                Slot.visit_date <= date_to,
-                Slot.release_at <= now,
-                Slot.booked < Slot.capacity,
-            )
-            .order_by(Slot.starts_at, Slot.id)
-        ).scalars()
-        return [
-            slot_view(slot)
-            for slot in slots
-            if now < rules.booking_closes_at(policy, slot.visit_date, tz)
-        ]
+        rows = driver.Cursor(uow.session.connection()).run(sql.AVAILABLE_SLOTS, {
+            "department_id": department_id, "date_from": date_from, "date_to": date_to, "now": now})
+        return [r.SlotView(*row) for row in rows
+                if now < rules.booking_closes_at(policy, row.visit_date, tz)]
+
+
+def catalogue_rules(ctx: ServiceContext, department_id: int) -> tuple[Policy, ZoneInfo] | None:
+    """An active department's booking rules and zone, from the catalogue (what
+    records.department_rules reads from the rows)."""
+    found = catalogue(ctx.uow).rules.get(department_id)
+    return rules_for(ctx, *found) if found is not None else None
 
 
 def linked_patients(ctx: ServiceContext, address: AddressInput) -> list[r.LinkedPatient]:

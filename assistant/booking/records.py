@@ -333,15 +333,14 @@ def clean_code(code: str) -> str:
 
 def department_rules(ctx: ServiceContext, session: Session, department: Department) -> tuple[Policy, ZoneInfo]:
     hospital = session.get(Hospital, department.hospital_id)
-    policy = ctx.settings.policy.overridden(hospital.policy_overrides).overridden(
-        department.policy_overrides
-    )
-    return policy, ZoneInfo(hospital.timezone)
+    return rules_for(ctx, hospital.policy_overrides, department.policy_overrides, hospital.timezone)
 
 
-def slot_view(slot: Slot) -> r.SlotView:
-    return r.SlotView(slot.id, slot.department_id, slot.starts_at, slot.ends_at,
-                      slot.visit_date, slot.capacity - slot.booked)
+def rules_for(ctx: ServiceContext, hospital_overrides: dict | None, department_overrides: dict | None,
+              timezone: str) -> tuple[Policy, ZoneInfo]:
+    """The settings' policy, overridden by the hospital's, then by the department's."""
+    policy = ctx.settings.policy.overridden(hospital_overrides).overridden(department_overrides)
+    return policy, ZoneInfo(timezone)
 
 
 def booking_view(ctx: ServiceContext, session: Session, booking: Booking, *,

@@ -25,6 +25,18 @@ STORE_RESULT = text(
     "ON CONFLICT (key) DO NOTHING RETURNING key"
 ).bindparams(bindparam("now", type_=UTCDateTime), bindparam("result", type_=JSON))
 
+# Released slots with a free place (queries.availability); every booking conversation
+# asks, over a month, so it goes straight to the driver.
+AVAILABLE_SLOTS = text(
+    "SELECT id, department_id, starts_at, ends_at, visit_date, capacity - booked AS free "
+    "FROM slot WHERE department_id = :department_id AND visit_date >= :date_from "
+    "AND visit_date <= :date_to AND release_at <= :now AND booked < capacity "
+    "ORDER BY starts_at, id"
+).bindparams(bindparam("date_from", type_=Date), bindparam("date_to", type_=Date),
+             bindparam("now", type_=UTCDateTime)).columns(
+    id=Integer, department_id=Integer, starts_at=UTCDateTime, ends_at=UTCDateTime,
+    visit_date=Date, free=Integer)
+
 # An address as the reads see it (records.find_address), without a lock.
 FIND_ADDRESS = text(
     "SELECT id, kind, locale, opted_out_at, slow_speech, phone_address_id, address_encrypted "

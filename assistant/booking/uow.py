@@ -39,7 +39,8 @@ _turn_write: ContextVar["TurnWrite | None"] = ContextVar("careline_turn_write", 
 
 
 class UnitOfWork:
-    def __init__(self, session_factory: sessionmaker, on_commit: Callable[[], None] | None = None) -> None:
+    def __init__(self, session_factory: sessionmaker | None,
+                 on_commit: Callable[[], None] | None = None) -> None:
         self._session_factory = session_factory
         self._on_commit = on_commit
         self._after_commit: list[Callable[[], None]] = []
@@ -72,7 +73,7 @@ class _SharedReadUnit(UnitOfWork):
     """A read inside `shared_reads()`: uses the open read transaction and leaves it open."""
 
     def __init__(self, session: Session) -> None:
-        super().__init__(sessionmaker())
+        super().__init__(None)  # the session is given, not made
         self.session = session
 
     def __enter__(self) -> "UnitOfWork":
@@ -131,7 +132,7 @@ class _TurnUnit(UnitOfWork):
     without it undoes them (by a savepoint once the turn holds other units' writes)."""
 
     def __init__(self, turn: TurnWrite, reading: bool) -> None:
-        super().__init__(sessionmaker())
+        super().__init__(None)  # the session is given, not made
         self._turn = turn
         self._reading = reading  # a read writes nothing to undo: no savepoint
         self.session = turn.session

@@ -10,7 +10,7 @@ ID number and name while they are being typed in, so whoever stores it must encr
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -78,8 +78,16 @@ class Conversation:
 
 
 def to_json(state: Conversation) -> str:
-    data = asdict(state)
+    # Field by field rather than asdict(), which deep-copies every tuple first; the JSON
+    # is the same (tuples become lists either way).
+    data = {name: getattr(state, name) for name in _CONVERSATION_FIELDS}
+    if state.draft is not None:
+        data["draft"] = {name: getattr(state.draft, name) for name in _DRAFT_FIELDS}
     return json.dumps(data, default=_encode, ensure_ascii=False, sort_keys=True)
+
+
+_CONVERSATION_FIELDS = tuple(f.name for f in fields(Conversation))
+_DRAFT_FIELDS = tuple(f.name for f in fields(IdentityDraft))
 
 
 def from_json(text: str | None) -> Conversation | None:
