@@ -75,18 +75,26 @@ class ServiceBackend:
 
     # -- availability
 
-    def _available(self, department_id: int, start: date, end: date, now: datetime) -> list[r.SlotView]:
-        key = (department_id, start, end, now)
+    def _open_days(self, department_id: int, now: datetime) -> list[date]:
+        key = ("days", department_id, now)
+        if key not in self._available_cache:
+            today = now.astimezone(self.tz).date()
+            self._available_cache[key] = service.open_days(
+                self.ctx, department_id=department_id, date_from=today,
+                date_to=today + timedelta(days=DAYS_AHEAD), now=now)
+        return self._available_cache[key]
+
+    def _available(self, department_id: int, start: date, end: date, now: datetime,
+                   limit: int | None = None) -> list[r.SlotView]:
+        key = (department_id, start, end, now, limit)
         if key not in self._available_cache:
             self._available_cache[key] = service.availability(
-                self.ctx, department_id=department_id, date_from=start, date_to=end, now=now)
+                self.ctx, department_id=department_id, date_from=start, date_to=end, now=now,
+                limit=limit)
         return self._available_cache[key]
 
     def open_days(self, department_id: int, now: datetime, limit: int) -> Sequence[date]:
-        today = now.astimezone(self.tz).date()
-        days = sorted({s.visit_date for s in self._available(
-            department_id, today, today + timedelta(days=DAYS_AHEAD), now)})
-        return days[:limit]
+        return self._open_days(department_id, now)[:limit]
 
     def free_slots(self, department_id: int, day: date, now: datetime) -> Sequence[ports.SlotInfo]:
         return [ports.SlotInfo(s.id, s.starts_at, s.free)
@@ -94,8 +102,8 @@ class ServiceBackend:
 
     def soonest_slots(self, department_id: int, now: datetime, limit: int) -> Sequence[ports.SlotInfo]:
         today = now.astimezone(self.tz).date()
-        slots = self._available(department_id, today, today + timedelta(days=DAYS_AHEAD), now)
-        return [ports.SlotInfo(s.id, s.starts_at, s.free) for s in slots[:limit]]
+        slots = self._available(department_id, today, today + timedelta(days=DAYS_AHEAD), now, limit)
+        return [ports.SlotInfo(s.id, s.starts_at, s.free) for s in slots]
 
     def opens_at(self, department_id: int, day: date, now: datetime) -> datetime | None:
         return service.release_of_day(self.ctx, department_id=department_id, day=day, now=now)

@@ -32,8 +32,9 @@ afternoon question is really asked) and are spread over the slots so that every 
 keeps at least one free place. Each conversation happens the day before its visit at
 09:00, so "tomorrow" is its visit day; later rounds book later weeks.
 
-After a warm-up, each round measures all three, alternating the order (fake, sqlite,
-floor, then the reverse); the median of the rounds is reported.
+After a warm-up, each round measures all three, five conversations of each in turn (the
+order rotating), so that a shared machine whose speed drifts slows every path alike; the
+median of the rounds is reported.
 
     python bench/engine.py [--conversations N] [--rounds R] [--profile]
 """
@@ -279,6 +280,28 @@ class FloorTarget:
 
 # ---- measuring and reporting ------------------------------------------------------------------
 
+SLICE = 20  # conversations per path in turn: the paths share the machine's slow moments
+
+
+def interleaved(targets: list, n: int) -> list[float]:
+    """One round: `n` conversations per target, run SLICE at a time in turn (the order
+    rotating each slice), so that a machine whose speed drifts (a shared VM) slows every
+    path alike; turns per second per target over the round."""
+    elapsed = [0.0] * len(targets)
+    done = [0] * len(targets)
+    step = 0
+    while done[0] < n:
+        k = min(SLICE, n - done[0])
+        order = list(range(len(targets)))
+        order = order[step % len(order):] + order[:step % len(order)]
+        for i in order:
+            rate = targets[i].run(k)
+            elapsed[i] += k * len(STEPS) / rate
+            done[i] += k
+        step += 1
+    return [d * len(STEPS) / e for d, e in zip(done, elapsed)]
+
+
 
 @dataclass
 class Figures:
@@ -370,10 +393,9 @@ def main(argv: list[str] | None = None) -> int:
             figures.floor_statements_per_turn = floor_statements / (WARMUP * len(STEPS))
             figures.floor_transactions_per_turn = floor_transactions / (WARMUP * len(STEPS))
             paths = ((figures.fake, fake), (figures.sqlite, sqlite), (figures.floor, floor))
-            for i in range(rounds):
-                # Fake first on even rounds, floor first on odd ones, as fake and sqlite alternate.
-                for measured, target in (paths if i % 2 == 0 else reversed(paths)):
-                    measured.append(target.run(n))
+            for _ in range(rounds):
+                for measured, rate in zip((m for m, _ in paths), interleaved([t for _, t in paths], n)):
+                    measured.append(rate)
             if args.profile:
                 profiler = cProfile.Profile()
                 profiler.enable()

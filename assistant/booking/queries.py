@@ -8,7 +8,7 @@ decrypted only for the caller's turn; staff views show masks.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -48,17 +48,40 @@ def list_departments(ctx: ServiceContext) -> list[r.DepartmentView]:
 
 
 def availability(ctx: ServiceContext, *, department_id: int, date_from: date, date_to: date,
-                 now: datetime) -> list[r.SlotView]:
-    """Released slots with a free place that can still be booked at `now`."""
+                 now: datetime, limit: int | None = None) -> list[r.SlotView]:
+    """Released slots with a free place that can still be booked at `now`, soonest first
+    (the first `limit` of them)."""
     rules_of = catalogue_rules(ctx, department_id)
     if rules_of is None:
         return []  # no such department, or closed
     policy, tz = rules_of
+    # Booking closes day by day, earlier days first: start at the first day still open,
+    # so that a LIMIT counts only places that can be booked.
+    date_from = max(date_from, now.astimezone(tz).date())
+    while date_from <= date_to and now >= rules.booking_closes_at(policy, date_from, tz):
+        date_from += timedelta(days=1)
+    if date_from > date_to:
+        return []
+    values = {"department_id": department_id, "date_from": date_from, "date_to": date_to, "now": now}
     with ctx.uow.read_only() as uow:
-        rows = driver.Cursor(uow.session.connection()).run(sql.AVAILABLE_SLOTS, {
-            "department_id": department_id, "date_from": date_from, "date_to": date_to, "now": now})
+        db = driver.Cursor(uow.session.connection())
+        rows = (db.run(sql.AVAILABLE_SLOTS, values) if limit is None
+                else db.run(sql.FIRST_AVAILABLE_SLOTS, {**values, "limit": limit}))
         return [r.SlotView(*row) for row in rows
                 if now < rules.booking_closes_at(policy, row.visit_date, tz)]
+
+
+def open_days(ctx: ServiceContext, *, department_id: int, date_from: date, date_to: date,
+              now: datetime) -> list[date]:
+    """The days with a released slot that has a free place and can still be booked."""
+    rules_of = catalogue_rules(ctx, department_id)
+    if rules_of is None:
+        return []
+    policy, tz = rules_of
+    with ctx.uow.read_only() as uow:
+        rows = driver.Cursor(uow.session.connection()).run(sql.OPEN_DAYS, {
+            "department_id": department_id, "date_from": date_from, "date_to": date_to, "now": now})
+        return [row.visit_date for row in rows if now < rules.booking_closes_at(policy, row.visit_date, tz)]
 
 
 def catalogue_rules(ctx: ServiceContext, department_id: int) -> tuple[Policy, ZoneInfo] | None:

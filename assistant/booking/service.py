@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from assistant.booking import audit, book, driver, outbox, policy as rules, results as r, statements as sql
 from assistant.booking.book import book_slot
-from assistant.booking.phone_links import PhoneLinked, link_phone  # noqa: F401  (re-exported)
+from assistant.booking.phone_links import PhoneLinked, link_phone
 from assistant.booking.events import claim_event
 from assistant.booking.inputs import (
     AddressInput,
@@ -54,6 +54,7 @@ from assistant.booking.queries import (
     last_booked,
     linked_patients,
     list_departments,
+    open_days,
     booking_for_holder,
     find_bookings_of_identity,
     flagged_identities,
@@ -84,10 +85,12 @@ from assistant.config import Policy
 __all__ = [
     # use cases that change something (this module)
     "book_slot", "cancel_booking", "reschedule_booking", "check_in", "mark_no_shows",
-    "lift_suspension", "remember_locale", "set_opted_out",
+    "lift_suspension", "remember_locale", "remember_slow_speech", "set_opted_out",
+    # a Telegram chat that shared its own number (phone_links.py)
+    "link_phone", "PhoneLinked",
     # reads (queries.py) and inputs (inputs.py), re-exported so callers import one module
     "AddressProfile", "HospitalView", "StaffBookingRow", "active_suspensions",
-    "address_bookings", "address_profile", "availability", "hospital", "last_booked",
+    "address_bookings", "address_profile", "availability", "open_days", "hospital", "last_booked",
     "linked_patients", "list_departments", "booking_for_holder", "release_of_day",
     "staff_bookings", "find_bookings_of_identity", "flagged_identities", "AddressInput", "CodeHolder",
     "IdentityInput", "Requester", "ServiceContext", "Staff",

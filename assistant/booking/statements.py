@@ -25,17 +25,28 @@ STORE_RESULT = text(
     "ON CONFLICT (key) DO NOTHING RETURNING key"
 ).bindparams(bindparam("now", type_=UTCDateTime), bindparam("result", type_=JSON))
 
-# Released slots with a free place (queries.availability); every booking conversation
-# asks, over a month, so it goes straight to the driver.
+# Released slots with a free place (queries.availability), and the days that have one
+# (queries.open_days). Every booking conversation asks, so they go straight to the
+# driver; a large hospital has thousands of slots a month, so days are asked for as
+# days, and the soonest slots with a LIMIT.
+_FREE_SLOTS = (
+    "FROM slot WHERE department_id = :department_id AND visit_date >= :date_from "
+    "AND visit_date <= :date_to AND release_at <= :now AND booked < capacity ")
+_SLOT_COLUMNS = dict(id=Integer, department_id=Integer, starts_at=UTCDateTime, ends_at=UTCDateTime,
+                     visit_date=Date, free=Integer)
+_RANGE = (bindparam("date_from", type_=Date), bindparam("date_to", type_=Date),
+          bindparam("now", type_=UTCDateTime))
 AVAILABLE_SLOTS = text(
     "SELECT id, department_id, starts_at, ends_at, visit_date, capacity - booked AS free "
-    "FROM slot WHERE department_id = :department_id AND visit_date >= :date_from "
-    "AND visit_date <= :date_to AND release_at <= :now AND booked < capacity "
-    "ORDER BY starts_at, id"
-).bindparams(bindparam("date_from", type_=Date), bindparam("date_to", type_=Date),
-             bindparam("now", type_=UTCDateTime)).columns(
-    id=Integer, department_id=Integer, starts_at=UTCDateTime, ends_at=UTCDateTime,
-    visit_date=Date, free=Integer)
+    + _FREE_SLOTS + "ORDER BY starts_at, id"
+).bindparams(*_RANGE).columns(**_SLOT_COLUMNS)
+FIRST_AVAILABLE_SLOTS = text(
+    "SELECT id, department_id, starts_at, ends_at, visit_date, capacity - booked AS free "
+    + _FREE_SLOTS + "ORDER BY starts_at, id LIMIT :limit"
+).bindparams(*_RANGE).columns(**_SLOT_COLUMNS)
+OPEN_DAYS = text(
+    "SELECT DISTINCT visit_date " + _FREE_SLOTS + "ORDER BY visit_date"
+).bindparams(*_RANGE).columns(visit_date=Date)
 
 # An address as the reads see it (records.find_address), without a lock.
 FIND_ADDRESS = text(

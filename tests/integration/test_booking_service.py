@@ -35,6 +35,23 @@ def test_book_returns_code_and_takes_a_place(services, depts, now):
                                 date_to=VISIT, now=now)[0].free == 1
 
 
+def test_open_days_and_the_soonest_slots_skip_full_closed_and_unreleased_places(services, depts, now):
+    cardiology = depts["cardiology"]
+    closed_day, full_day, open_day, later_day = (date(2026, 12, 1), date(2026, 12, 3), VISIT,
+                                                 date(2026, 12, 7))
+    make_slot(services, cardiology, closed_day, 10)  # closes 30 Nov 16:00, before `now`
+    make_slot(services, cardiology, full_day, 9, capacity=0)
+    make_slot(services, cardiology, later_day, 9, release_at=local(later_day, 8))  # not yet released
+    late = make_slot(services, cardiology, open_day, 11)
+    early = make_slot(services, cardiology, open_day, 9)
+    other = make_slot(services, cardiology, date(2026, 12, 6), 9)
+    span = dict(department_id=cardiology, date_from=closed_day, date_to=later_day, now=now)
+    assert service.open_days(services, **span) == [open_day, date(2026, 12, 6)]
+    assert [s.id for s in service.availability(services, **span)] == [early, late, other]
+    assert [s.id for s in service.availability(services, **span, limit=2)] == [early, late]
+    assert service.open_days(services, **{**span, "department_id": 10_000}) == []
+
+
 def test_full_slot_is_refused(services, depts, now):
     slot_id = make_slot(services, depts["cardiology"], capacity=1)
     assert isinstance(book(services, person("Wang Fang"), slot_id, now), r.Booked)
