@@ -8,7 +8,9 @@ of a new patient (hello, 1, ID number, name, cardiology, 1, yes), sent to `POST 
 with fixed TwiML and no work. The floor is `bench/webhook_floor.py`: the least a turn must
 do (signature, event claim, encrypted state loaded and saved, one commit) on the plain
 driver, no engine. Load comes from a client in its own process, `--connections`
-threads each driving its own conversations over keep-alive HTTP on 127.0.0.1. Printed:
+threads each driving its own conversations over keep-alive HTTP on 127.0.0.1, after a
+3-second warm-up that is not measured (gunicorn's workers load the app on their first
+requests). Printed:
 requests per second of each, the ratios to the baseline, and p50/p99 latency; on SQLite and on
 PostgreSQL (a schema private to the run).
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -60,11 +63,16 @@ def conversation(n: int) -> list[str]:
     return ["hello", "1", number, NAMES[n % len(NAMES)], "cardiology", "1", "yes"]
 
 
+WARMUP_SECONDS = 3.0  # load before measuring: gunicorn's workers load the app on their first requests
+
+
 def load(port: int, seconds: float, connections: int, first: int, queue) -> None:
-    """In its own process: drive conversations until time is up; report latencies."""
+    """In its own process: drive conversations for a warm-up, then for `seconds`; report
+    the latencies of the requests sent after the warm-up (errors: of all of them)."""
     url = f"http://127.0.0.1:{port}/sms"
     validator = RequestValidator(TOKEN)
-    deadline = time.perf_counter() + seconds
+    measure_from = time.perf_counter() + WARMUP_SECONDS
+    deadline = measure_from + seconds
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
@@ -95,23 +103,25 @@ def load(port: int, seconds: float, connections: int, first: int, queue) -> None
                     ok = False
                 elapsed = time.perf_counter() - started
                 with lock:
-                    latencies.append(elapsed)
+                    if started >= measure_from:
+                        latencies.append(elapsed)
                     errors[0] += 0 if ok else 1
                 if time.perf_counter() >= deadline:
                     break
         conn.close()
 
     threads = [threading.Thread(target=worker) for _ in range(connections)]
-    started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    queue.put({"requests": len(latencies), "seconds": time.perf_counter() - started,
+    queue.put({"requests": len(latencies), "seconds": time.perf_counter() - measure_from,
                "errors": errors[0], "latencies": sorted(latencies)})
 
 
 def serve(target: str, port: int, env: dict[str, str]) -> subprocess.Popen:
+    if importlib.util.find_spec("gunicorn") is None:
+        raise SystemExit("gunicorn is not installed: pip install -e '.[server]'")
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
          "--log-level", "warning", target], cwd=ROOT, env=env)
