@@ -1,9 +1,11 @@
 """Fixed statements run on the database driver's own cursor, in batches where it can.
 
-Rule: only the booking path and the audit trail use this. Booking runs at release time,
-when everyone books at once, and SQLAlchemy's work around each statement (building a
-result, events, looking up the compiled form) costs more there than the statements
-themselves. The statements stay SQLAlchemy `text()` objects (statements.py). Each is
+Rule: only the statements that run all the time use this: the booking path and the
+audit trail (booking runs at release time, when everyone books at once), and what every
+conversation turn reads and writes (its state, its replay check, the address, the
+catalogue's version, the free places). There SQLAlchemy's work around each statement
+(building a result, events, looking up the compiled form) costs more than the
+statements themselves. The statements stay SQLAlchemy `text()` objects (statements.py). Each is
 compiled once per dialect together with SQLAlchemy's own type processors, so values are
 written and read exactly as the ORM writes and reads them. Everything runs inside a
 transaction that SQLAlchemy began on its connection, and SQLAlchemy commits or rolls it
