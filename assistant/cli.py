@@ -521,16 +521,47 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     obj.record_key_check()  # the upgrade may have just created the key_check table
     for line in prepared:
         click.echo(line)
+    app = _served(obj.app, host)
     click.echo(f"CareLine on http://{host}:{port}/  (Ctrl+C stops)")
-    for line in webhook_lines(obj.app.settings, f"http://{host}:{port}"):
+    for line in webhook_lines(app.settings, f"http://{host}:{port}"):
         click.echo(line)
-    flask_app = create_app(obj.app)
+    for line in _demo_admin_lines(app, f"http://{host}:{port}"):
+        click.echo(line)
+    flask_app = create_app(app)
     stop = _deliver_in_background(obj.app) if obj.app.settings.is_sqlite else None
     try:
         flask_app.run(host=host, port=port, debug=False, use_reloader=False)
     finally:
         if stop is not None:
             stop.set()
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _served(app: App, host: str) -> App:
+    """`serve` speaks plain HTTP (a hospital puts gunicorn behind HTTPS instead), so on
+    this machine's own address the session cookie can't be Secure: the browser would
+    never send it back."""
+    from dataclasses import replace
+
+    if host not in LOOPBACK or not app.settings.web.cookie_secure:
+        return app
+    web = replace(app.settings.web, cookie_secure=False)
+    return replace(app, settings=replace(app.settings, web=web))
+
+
+def _demo_admin_lines(app: App, url: str) -> list[str]:
+    """On the demo database with no staff yet: an admin with a new random password,
+    shown once here."""
+    from assistant import accounts
+
+    if not app.settings.is_sqlite or accounts.has_users(app.services):
+        return [f"Staff pages: {url}/admin/  (`assistant admin create-user` adds accounts)"]
+    password = accounts.new_demo_password()
+    accounts.create_user(app.services, username="admin", password=password, role="admin", now=app.clock())
+    return [f"Staff pages: {url}/admin/  log in as admin with the password {password}",
+            "  (shown only now; `assistant admin create-user` adds more accounts)"]
 
 
 def _deliver_in_background(app):
@@ -551,6 +582,36 @@ def _deliver_in_background(app):
         kwargs={"default_locale": app.settings.default_locale, "stop": stop}).start()
     click.echo(f"Delivering notices by {', '.join(sorted(senders))}")
     return stop
+
+
+@main.group()
+def admin() -> None:
+    """Staff accounts for the web pages under /admin."""
+
+
+@admin.command("create-user")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["admin", "clerk"]), default="clerk", show_default=True,
+              help="admin: everything; clerk: bookings, check-in and no-shows.")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from standard input (for scripts); otherwise it is asked for twice.")
+@click.pass_obj
+def admin_create_user(obj: Context, username: str, role: str, password_stdin: bool) -> None:
+    """Create a staff account. The password is never taken on the command line, where
+    other users and the shell history would see it."""
+    from assistant import accounts
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    app = obj.migrated_app
+    try:
+        created = accounts.create_user(app.services, username=username, password=password, role=role,
+                                       now=app.clock())
+    except accounts.AccountError as exc:
+        _fail(exc.message.format(**exc.params))
+    click.echo(f"created {created.role} {created.username}")
 
 
 @main.command()

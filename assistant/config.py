@@ -131,6 +131,19 @@ class VoiceSettings:
         return self.voices.get(locale) or (None if locale in self.speech_languages else self.voices.get("en"))
 
 
+@dataclass(frozen=True)
+class WebSettings:
+    """The staff pages and the /try simulator."""
+
+    cookie_secure: bool = True
+    try_access: str = "public"  # public | admin | off
+    login_failures_allowed: int = 5
+    login_lockout_minutes: int = 15
+
+
+TRY_ACCESS = ("public", "admin", "off")
+
+
 def _pairs(values: list, name: str) -> dict[str, str]:
     """["en=en-US", ...] -> {"en": "en-US"}."""
     pairs = {}
@@ -161,6 +174,7 @@ class Settings:
     voice: VoiceSettings = field(default_factory=VoiceSettings)
     twilio: ProviderSettings = field(default_factory=ProviderSettings)
     telegram: ProviderSettings = field(default_factory=ProviderSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     # Where the values came from, for `assistant config show`; not a setting itself.
     sources: tuple[str, ...] = field(default=(), compare=False)
 
@@ -314,8 +328,18 @@ def _build(values: dict[str, Any], sources: tuple[str, ...]) -> Settings:
                             int(values["voice"]["gather_timeout"])),
         twilio=ProviderSettings(dict(values["twilio"])),
         telegram=ProviderSettings(dict(values["telegram"])),
+        web=_web(values["web"]),
         sources=sources,
     )
+
+
+def _web(values: Mapping[str, Any]) -> WebSettings:
+    if values["try_access"] not in TRY_ACCESS:
+        raise SettingsError(f"web.try_access must be one of {', '.join(TRY_ACCESS)}")
+    if int(values["login_failures_allowed"]) < 1 or int(values["login_lockout_minutes"]) < 1:
+        raise SettingsError("web.login_failures_allowed and web.login_lockout_minutes must be at least 1")
+    return WebSettings(bool(values["cookie_secure"]), values["try_access"],
+                       int(values["login_failures_allowed"]), int(values["login_lockout_minutes"]))
 
 
 def _resolve(path: str, base: Path | None = None) -> Path:

@@ -10,37 +10,28 @@ from __future__ import annotations
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from flask import Flask, jsonify, render_template_string
+from flask import Flask, jsonify, render_template
 from sqlalchemy import text
 
 from assistant.booking import service
 from assistant.bootstrap import App
 
-_STATUS_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>CareLine</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{font-family:sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem;font-size:1.1rem}
-table{border-collapse:collapse}td,th{padding:.3rem .8rem;border-bottom:1px solid #ccc;text-align:left}</style>
-</head><body>
-<h1>CareLine</h1>
-<p>Hospital appointments by SMS, phone and Telegram, bound to each patient's real identity.</p>
-<h2>Departments and free places in the next 7 days</h2>
-<table><tr><th>Department</th><th>Names</th><th>Free places</th><th>Next free</th></tr>
-{% for row in rows %}<tr><td>{{ row.code }}</td><td>{{ row.names }}</td><td>{{ row.free }}</td>
-<td>{{ row.next }}</td></tr>{% else %}<tr><td colspan="4">No hospital loaded yet.</td></tr>{% endfor %}
-</table>
-<p>Try the assistant in a terminal: <code>assistant chat</code>. Health: <a href="/healthz">/healthz</a>.</p>
-</body></html>"""
-
-
 def create_app(app: App) -> Flask:
     from assistant.bootstrap import renderer_for
+    from assistant.web import security, ui
+    from assistant.web.admin import admin
     from assistant.web.webhooks import webhooks
 
     flask_app = Flask(__name__)
     flask_app.config["CARELINE"] = app
     flask_app.config["CARELINE_RENDERER"] = renderer_for(app)  # catalogs compiled once
+    security.install(flask_app, app)
+    ui.install(flask_app)
     flask_app.register_blueprint(webhooks)
+    security.csrf.exempt(webhooks)  # providers prove themselves by their signatures
+    flask_app.register_blueprint(admin)
+    from assistant.web.try_it import try_it
+    flask_app.register_blueprint(try_it)
 
     @flask_app.get("/healthz")
     def healthz():
@@ -68,14 +59,7 @@ def create_app(app: App) -> Flask:
                 "free": sum(s.free for s in free),
                 "next": free[0].starts_at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if free else "—",
             })
-        return render_template_string(_STATUS_PAGE, rows=rows)
-
-    @flask_app.after_request
-    def security_headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        return response
+        return render_template("status.html", rows=rows)
 
     return flask_app
 
