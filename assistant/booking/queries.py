@@ -165,7 +165,7 @@ class StaffBookingRow:
 
 
 def staff_bookings(ctx: ServiceContext, *, day: date | None = None,
-                   patient_id: int | None = None) -> list[StaffBookingRow]:
+                   patient_id: int | None = None, code: str | None = None) -> list[StaffBookingRow]:
     with ctx.uow.read_only() as uow:
         query = (
             select(Booking, Slot, Department, Patient)
@@ -178,6 +178,8 @@ def staff_bookings(ctx: ServiceContext, *, day: date | None = None,
             query = query.where(Booking.visit_date == day)
         if patient_id is not None:
             query = query.where(Booking.patient_id == patient_id)
+        if code is not None:
+            query = query.where(Booking.code == clean_code(code))
         rows = []
         for booking, slot, department, patient in uow.session.execute(query):
             name = ctx.keyring.decrypt(booking.name_encrypted) or ""

@@ -11,7 +11,7 @@ clock.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Callable
 
 from sqlalchemy import func, select, update
@@ -247,10 +247,13 @@ def check_in(ctx: ServiceContext, *, code: str, id_number: str, now: datetime,
                            other_names=names[1], checksum_verified=patient.checksum_verified)
 
 
-def mark_no_shows(ctx: ServiceContext, *, now: datetime) -> r.NoShowReport:
-    """Every booking still 'booked' on a visit day that is over becomes a no-show, and
-    whoever it counts against (`liable_for`) is suspended on reaching the no-show limit.
-    Safe to run repeatedly."""
+def mark_no_shows(ctx: ServiceContext, *, now: datetime, day: date | None = None,
+                  staff: Staff | None = None) -> r.NoShowReport:
+    """Every booking still 'booked' on a visit day that is over (`day` only, if given)
+    becomes a no-show, and whoever it counts against (`liable_for`) is suspended on
+    reaching the no-show limit. Safe to run repeatedly. `staff`: who asked (the audit
+    trail names them; the nightly job is the system)."""
+    actor = audit.Actor(f"staff:{staff.username}", "desk") if staff else audit.SYSTEM
     marked = 0
     due: dict[tuple[str, int], Policy] = {}  # (identity|address, id) -> policy to apply
     with ctx.uow() as uow:
@@ -258,7 +261,8 @@ def mark_no_shows(ctx: ServiceContext, *, now: datetime) -> r.NoShowReport:
         candidates = session.execute(
             select(Booking.id, Booking.patient_id, Booking.booked_by_address_id, Department.id)
             .join(Department, Booking.department_id == Department.id)
-            .where(Booking.status == BOOKED, Booking.visit_date < now.date() + timedelta(days=1))
+            .where(Booking.status == BOOKED, Booking.visit_date < now.date() + timedelta(days=1),
+                   *([Booking.visit_date == day] if day is not None else []))
             .order_by(Booking.patient_id, Booking.id)
         ).all()
         # Locks in the service layer's order: every owning address, then each patient.
@@ -279,7 +283,7 @@ def mark_no_shows(ctx: ServiceContext, *, now: datetime) -> r.NoShowReport:
                 booking.updated_at = now
                 booking.counted_against = liable_for(session, booking)
                 marked += 1
-                audit.append(session, ctx.keyring.audit_key, actor=audit.SYSTEM,
+                audit.append(session, ctx.keyring.audit_key, actor=actor,
                              action="booking.no_show", subject=f"booking:{booking.code}",
                              details={"patient": patient_ref(patient),
                                       "counted_against": booking.counted_against}, at=now)

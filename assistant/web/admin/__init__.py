@@ -4,7 +4,8 @@ Rule: every view here is wrapped in `security.requires(role)`, and the access te
 `app.url_map` to prove it. Views read and change things only through the service layer
 and `accounts`; each change is made and audited under the staff member's name. This
 module holds the login, the home page and the staff accounts; the other sections are
-modules of this package that add their views to the same blueprint.
+modules of this package that add their views to the same blueprint and their entries to
+MENU (imported at the end of this file).
 """
 
 from __future__ import annotations
@@ -21,10 +22,7 @@ from assistant.web.ui import gettext as _
 admin = Blueprint("admin", __name__, url_prefix="/admin")
 
 # (endpoint, label, role): the sections in the header, shown to the roles that may open them.
-MENU: list[tuple[str, str, str]] = [
-    ("admin.home", N_("Home"), "clerk"),
-    ("admin.users", N_("Staff accounts"), "admin"),
-]
+MENU: list[tuple[str, str, str]] = [("admin.home", N_("Home"), "clerk")]
 
 
 def careline():
@@ -98,6 +96,8 @@ def home():
 
 # ---- staff accounts (admin) -------------------------------------------------------------
 
+MENU.append(("admin.users", N_("Staff accounts"), "admin"))
+
 
 @admin.get("/users")
 @security.requires("admin")
@@ -131,3 +131,7 @@ def users_active(user_id: int):
         return redirect(url_for("admin.users"))
     accounts.set_active(app.services, user_id=user_id, active=active, now=app.clock(), by=staff_name())
     return redirect(url_for("admin.users"))
+
+
+# The sections, each a module adding its views and menu entries (after the ones above).
+from assistant.web.admin import desk, configuration, oversight, dashboard  # noqa: E402,F401  (register views)

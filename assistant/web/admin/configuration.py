@@ -1,0 +1,1 @@
+"""/admin: the configuration section (being written)."""

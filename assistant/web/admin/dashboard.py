@@ -1,0 +1,1 @@
+"""/admin: the dashboard section (being written)."""

@@ -1,0 +1,1 @@
+"""/admin: the oversight section (being written)."""
