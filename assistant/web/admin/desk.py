@@ -95,7 +95,7 @@ def desk_no_shows():
         flash(_("No-shows can be marked only for a day that is over."), "error")
     else:
         report = service.mark_no_shows(app.services, now=app.clock(), day=day, staff=service.Staff(staff_name()))
-        flash(_("{n} bookings marked as no-shows.", n=report.marked))
+        flash(_("No-shows marked: {n}.", n=report.marked))
     return redirect(url_for("admin.desk_day", day=day.isoformat()))
 
 
