@@ -665,7 +665,12 @@ def webhook_lines(settings, local_url: str) -> list[str]:
         lines.append("  it refuses every request until ASSISTANT_TELEGRAM_SECRET_TOKEN is set")
     if not settings.public_url:
         lines.append("  behind a proxy, set ASSISTANT_PUBLIC_URL to the address providers call")
-    lines.append("Try the patient's side without a phone: assistant chat")
+    access = settings.web.try_access
+    if access == "off":
+        lines.append("Try the patient's side without a phone: assistant chat")
+    else:
+        lines.append(f"Try the patient's side without a phone: {local_url}/try"
+                     + (" (administrators only)" if access == "admin" else "") + ", or assistant chat")
     return lines
 
 

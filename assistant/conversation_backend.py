@@ -23,16 +23,20 @@ ADDRESS_KIND = {"sms": "phone", "voice": "phone", "telegram": "telegram", "conso
 DAYS_AHEAD = 31  # how far ahead the engine looks for free days
 
 
-def address_for(channel: str, address: str) -> AddressInput:
-    return AddressInput(ADDRESS_KIND.get(channel, "console"), address)
+def address_for(channel: str, address: str, kind: str | None = None) -> AddressInput:
+    """The service layer's address for a channel's sender. `kind` overrides the channel's
+    own kind: the /try simulator talks as "sms" with a "console" address, which no sender
+    ever delivers to."""
+    return AddressInput(kind or ADDRESS_KIND.get(channel, "console"), address)
 
 
 class ServiceBackend:
-    def __init__(self, ctx: ServiceContext, channel: str, address: str, renderer=None) -> None:
+    def __init__(self, ctx: ServiceContext, channel: str, address: str, renderer=None,
+                 address_kind: str | None = None) -> None:
         self.ctx = ctx
         self.channel = channel
         self.renderer = renderer  # channels.render.Renderer: labels as the patient sees them
-        self.address = address_for(channel, address)
+        self.address = address_for(channel, address, address_kind)
         # Caches for this one turn: the world doesn't change under a single message,
         # and a turn may ask the same question from several steps.
         self._hospital: ports.HospitalInfo | None = None

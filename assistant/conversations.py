@@ -41,17 +41,20 @@ class TurnResult:
 
 
 def run_turn(ctx: ServiceContext, channel: str, address: str, inbound: m.Inbound,
-             now: datetime, renderer=None) -> TurnResult:
+             now: datetime, renderer=None, *, address_kind: str | None = None) -> TurnResult:
     """`renderer` (channels.render.Renderer) lets the engine understand an option's
-    label sent back as the patient saw it (a tapped button)."""
+    label sent back as the patient saw it (a tapped button). `address_kind` overrides the
+    kind the channel's addresses have (conversation_backend.ADDRESS_KIND): the /try
+    simulator runs a real "sms", "voice" or "telegram" conversation for a "console"
+    address, so its bookings and notices never reach a real phone or chat."""
     expiry = ctx.settings.conversation.expiry(channel)
-    address_index = _address_index(ctx, channel, address)
+    address_index = _address_index(ctx, channel, address, address_kind)
     event_key = f"turn:{channel}:{inbound.event_id}" if inbound.event_id else None
     for _ in range(SAVE_ATTEMPTS):
         with ctx.uow.one_write() as write:
             # The replay check, the load and every question the engine asks: one read transaction.
             with ctx.uow.shared_reads():
-                backend = ServiceBackend(ctx, channel, address, renderer)
+                backend = ServiceBackend(ctx, channel, address, renderer, address_kind)
                 stored = _stored_turn(ctx, event_key) if event_key is not None else None
                 if stored is not None:
                     return TurnResult(stored, replayed=True, slow_speech=backend.speaks_slowly(),
@@ -72,8 +75,9 @@ def run_turn(ctx: ServiceContext, channel: str, address: str, inbound: m.Inbound
     return TurnResult(turn, slow_speech=slow, phone_linked=linked)
 
 
-def _address_index(ctx: ServiceContext, channel: str, address: str) -> str:
-    kind = address_for(channel, address).kind
+def _address_index(ctx: ServiceContext, channel: str, address: str,
+                   address_kind: str | None = None) -> str:
+    kind = address_for(channel, address, address_kind).kind
     return ctx.keyring.blind_index(f"conversation:{channel}:{kind}", address.strip())
 
 

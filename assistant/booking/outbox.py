@@ -36,13 +36,16 @@ def notice_params(code: str, department_names: Any, starts_at: datetime, by_staf
 def tell_patient(session: Session, booking: Booking, message: str, *, acting_address_id: int | None,
                  by_staff: bool, now: datetime) -> bool:
     """Queue `message` about `booking` for the patient's own address, unless she is the
-    one acting. True when a notice was queued."""
+    one acting, or it is a console address (the terminal and /try), which nothing
+    delivers to. True when a notice was queued."""
     own = own_address_id(session, booking.patient_id)
     if own is None or (own == acting_address_id and not by_staff):
         return False
+    address = session.get(ChannelAddress, own)
+    if address.kind == "console":
+        return False
     slot = session.get(Slot, booking.slot_id)
     department = session.get(Department, booking.department_id)
-    address = session.get(ChannelAddress, own)
     patient = session.get(Patient, booking.patient_id)
     session.add(OutboxMessage(
         address_id=own, patient_id=booking.patient_id, message=message,

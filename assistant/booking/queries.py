@@ -262,7 +262,9 @@ def flagged_identities(ctx: ServiceContext) -> list[FlaggedIdentity]:
 
 def mask_address(ctx: ServiceContext, address: ChannelAddress | AddressRow) -> str:
     value = ctx.keyring.decrypt(address.address_encrypted) or ""
-    return identity.mask_phone(value) if address.kind == "phone" else identity.mask_id(value)
+    if address.kind == "phone":
+        return identity.mask_phone(value)
+    return "*" * max(len(value) - 4, 0) + value[-4:]  # a chat id: its last four only
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ from assistant.config import Policy
 __all__ = [
     # use cases that change something (this module)
     "book_slot", "cancel_booking", "reschedule_booking", "check_in", "mark_no_shows",
-    "lift_suspension", "remember_locale", "remember_slow_speech", "set_opted_out",
+    "lift_suspension", "record_export", "remember_locale", "remember_slow_speech", "set_opted_out",
     # a Telegram chat that shared its own number (phone_links.py)
     "link_phone", "PhoneLinked",
     # reads (queries.py) and inputs (inputs.py), re-exported so callers import one module
@@ -329,6 +329,14 @@ def lift_suspension(ctx: ServiceContext, *, suspension_id: int, staff: Staff, re
                      details={**subject, "reason": reason[:500]}, at=now)
         uow.commit()
         return r.SuspensionLifted(suspension.id)
+
+
+def record_export(ctx: ServiceContext, *, day: date, rows: int, staff: Staff, now: datetime) -> None:
+    """A day's bookings left CareLine in a file: who took them, and how many."""
+    with ctx.uow() as uow:
+        audit.append(uow.session, ctx.keyring.audit_key, actor=audit.Actor(f"staff:{staff.username}", "web"),
+                     action="bookings.exported", subject=f"day:{day.isoformat()}", details={"rows": rows}, at=now)
+        uow.commit()
 
 
 # ---- addresses: language and opt-out ----------------------------------------------------

@@ -159,12 +159,14 @@ INSERT_BOOKING = text(
 ).bindparams(bindparam("now", type_=UTCDateTime), bindparam("visit_date", type_=Date),
              bindparam("name_differs", type_=Boolean))
 
-# A notice for the patient's own address, in its language (else hers), written with the change.
+# A notice for the patient's own address, in its language (else hers), written with the
+# change; none for a console address (the terminal, /try), which nothing delivers to.
 INSERT_NOTICE = text(
     "INSERT INTO outbox (address_id, patient_id, message, params, locale, status, attempts, "
     "created_at) "
     "SELECT a.id, p.id, :message, :params, COALESCE(a.locale, p.locale), 'pending', 0, :now "
-    "FROM channel_address a, patient p WHERE a.id = :address_id AND p.id = :patient_id"
+    "FROM channel_address a, patient p WHERE a.id = :address_id AND p.id = :patient_id "
+    "AND a.kind <> 'console'"
 ).bindparams(bindparam("now", type_=UTCDateTime), bindparam("params", type_=JSON))
 
 

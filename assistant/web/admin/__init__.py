@@ -10,6 +10,7 @@ MENU (imported at the end of this file).
 
 from __future__ import annotations
 
+from importlib import import_module
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
@@ -134,4 +135,5 @@ def users_active(user_id: int):
 
 
 # The sections, each a module adding its views and menu entries (after the ones above).
-from assistant.web.admin import desk, configuration, oversight, dashboard  # noqa: E402,F401  (register views)
+for _section in ("desk", "configuration", "oversight", "dashboard"):
+    import_module(f"{__name__}.{_section}")
