@@ -157,7 +157,7 @@ class ServiceBackend:
                                    idempotency_key=self._key(key, "book"), **kwargs)
         if isinstance(result, r.Booked):
             return _done(result.booking)
-        return _refused(result)
+        return self._refused(result, now)
 
     def bookings(self, now: datetime) -> Sequence[ports.BookingInfo]:
         return [_booking_info(named)
@@ -176,7 +176,7 @@ class ServiceBackend:
         result = service.cancel_booking(self.ctx, code=code, requester=self._requester(id_last4),
                                         channel=self.channel, now=now,
                                         idempotency_key=self._key(key, "cancel"))
-        return _done(result.booking) if isinstance(result, r.Cancelled) else _refused(result)
+        return _done(result.booking) if isinstance(result, r.Cancelled) else self._refused(result, now)
 
     def reschedule(self, code: str, slot_id: int, now: datetime, key: str | None,
                    id_last4: str | None = None) -> ports.Outcome:
@@ -185,7 +185,7 @@ class ServiceBackend:
                                             requester=self._requester(id_last4),
                                             channel=self.channel, now=now,
                                             idempotency_key=self._key(key, "reschedule"))
-        return _done(result.booking) if isinstance(result, r.Rescheduled) else _refused(result)
+        return _done(result.booking) if isinstance(result, r.Rescheduled) else self._refused(result, now)
 
     def remember_locale(self, locale: str, patient_ref: int | None, now: datetime) -> None:
         service.remember_locale(self.ctx, self.address, locale, patient_ref=patient_ref, now=now)
@@ -224,6 +224,11 @@ class ServiceBackend:
         if self._profile is None:
             self._profile = service.address_profile(self.ctx, self.address)
         return self._profile
+
+    def _refused(self, result: r.Refusal, now: datetime) -> ports.Refused:
+        """Counted against the acting address (staff see bursts), then told to the engine."""
+        service.note_refusal(self.ctx, self.acting, result.rule, now=now)
+        return _refused(result)
 
     def _key(self, event_id: str | None, action: str) -> str | None:
         """Side effects are keyed by the inbound event, so a replayed message (or a

@@ -188,7 +188,7 @@ def save_department(ctx: ServiceContext, form: DepartmentForm, *, staff: str, no
     code = (form.code or "").strip().lower()
     if not CODE.match(code):
         raise ConfigError(N_("A department code is 1 to 64 small letters, digits, dashes or "
-                             "underscores, such as “cardiology”."))
+                             'underscores, such as "cardiology".'))
     names = {locale: " ".join(name.split()) for locale, name in form.names.items() if name and name.strip()}
     if not names:
         raise ConfigError(N_("Please give the department a name in at least one language."))
@@ -241,7 +241,7 @@ def _refuse_shared_keywords(keywords: dict[str, list[str]], others: list[Departm
             theirs = {w.lower() for w in (other.keywords or {}).get(locale, [])}
             for word in words:
                 if word.lower() in theirs:
-                    raise ConfigError(N_("The keyword “{word}” already leads to the department {code}. "
+                    raise ConfigError(N_('The keyword "{word}" already leads to the department {code}. '
                                          "A word may lead to one department only."),
                                       word=word, code=other.code)
 

@@ -413,6 +413,18 @@ class StaffUser(Base):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class AddressRefusal(Base):
+    """How many times the service refused a phone or chat in one clock hour (UTC), and
+    the last rule: a burst is what a bot trying identities or limits looks like."""
+
+    __tablename__ = "address_refusal"
+
+    address_id: Mapped[int] = mapped_column(ForeignKey("channel_address.id"), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    refusals: Mapped[int] = mapped_column(default=0)
+    last_rule: Mapped[str] = mapped_column(String(40))
+
+
 class LoginThrottle(Base):
     """Failed logins per account ("user:<name>") and per client ("ip:<keyed hash>"):
     after too many, that key waits until `locked_until`, on every instance alike."""

@@ -11,24 +11,23 @@ withheld.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import case, func, select
 
-from assistant.booking import identity, reconcile, results as r
+from assistant.booking import identity, reconcile
 from assistant.booking.inputs import ServiceContext
 from assistant.booking.models import (
     CANCELLED,
+    AddressRefusal,
     AuditEvent,
     Booking,
     ChannelAddress,
     Hospital,
     Patient,
     PatientLink,
-    ProcessedEvent,
 )
 from assistant.booking.queries import mask_address
 from assistant.booking.records import id_number_of
@@ -38,11 +37,10 @@ from assistant.config import Policy
 CANCELLATION_DAYS = 90
 # When the cancellation suspension rule is switched off (limit 0), this many still flag.
 CANCELLATIONS_FLAGGED_WITHOUT_RULE = 2
-# The stored refusals looked at, back from now.
+# Refusals are looked at back this many hours, and this many in one clock hour from one
+# phone or chat is a burst (a person gets a few; a bot trying identities gets many).
 REFUSAL_HOURS = 24
-# Use cases whose refusals are stored with their inbound event (book.settle, service._run):
-# keys "<use case>:<channel>:<provider's event id>:<action>".
-KEYED_USE_CASES = ("book", "cancel", "reschedule")
+REFUSAL_BURST = 5
 AUDIT_PAGE_SIZE = 50
 
 
@@ -120,45 +118,40 @@ def repeated_cancellations(ctx: ServiceContext, *, threshold: int, now: datetime
     return sorted(found, key=lambda row: (-row.cancellations, row.masked_id))
 
 
-# ---- refusals, as far as they are recorded ----------------------------------------------------
-
-_REFUSAL_RULES = {name: value.rule for name, value in vars(r).items()
-                  if isinstance(value, type) and issubclass(value, r.Refusal) and value is not r.Refusal}
+# ---- bursts of refusals from one phone or chat --------------------------------------------------
 
 
 @dataclass(frozen=True)
-class ChannelRefusals:
-    """The service's refusals stored for one channel's inbound events. Which address
-    sent them is not recorded (the key holds the provider's event id)."""
+class RefusalBurst:
+    """A phone or chat the service refused at least `REFUSAL_BURST` times within one
+    clock hour of the last `REFUSAL_HOURS` (service.note_refusal counts them)."""
 
-    channel: str
-    refusals: int
-    busiest_hour: datetime  # the start of the clock hour (UTC) with the most
+    masked_address: str
+    kind: str
+    busiest_hour: datetime  # the start of that clock hour (UTC)
     in_busiest_hour: int
-    rules: tuple[tuple[str, int], ...]  # refusal rule, how many; most first
+    total: int
+    last_rule: str
 
 
-def recorded_refusals(ctx: ServiceContext, *, now: datetime, hours: int = REFUSAL_HOURS) -> list[ChannelRefusals]:
-    since = now - timedelta(hours=hours)
+def refusal_bursts(ctx: ServiceContext, *, now: datetime, hours: int = REFUSAL_HOURS,
+                   burst: int = REFUSAL_BURST) -> list[RefusalBurst]:
+    since = (now - timedelta(hours=hours)).replace(minute=0, second=0, microsecond=0)
     with ctx.uow.read_only() as uow:
         rows = uow.session.execute(
-            select(ProcessedEvent.key, ProcessedEvent.claimed_at, ProcessedEvent.result)
-            .where(ProcessedEvent.claimed_at > since,
-                   or_(*(ProcessedEvent.key.startswith(f"{use}:") for use in KEYED_USE_CASES)))).all()
-    per_channel: dict[str, list[tuple[str, datetime]]] = {}
-    for key, claimed_at, result in rows:
-        kind = result.get("type") if isinstance(result, dict) else None
-        if kind not in _REFUSAL_RULES:
-            continue  # a success, or a claim still being handled
-        channel = key.split(":", 2)[1] if key.count(":") >= 2 else "?"
-        per_channel.setdefault(channel, []).append((_REFUSAL_RULES[kind], claimed_at))
-    found = []
-    for channel, items in sorted(per_channel.items()):
-        hours_seen = Counter(at.replace(minute=0, second=0, microsecond=0) for _, at in items)
-        busiest, most = max(hours_seen.items(), key=lambda item: (item[1], item[0]))
-        found.append(ChannelRefusals(channel, len(items), busiest, most,
-                                     tuple(Counter(rule for rule, _ in items).most_common())))
-    return found
+            select(AddressRefusal, ChannelAddress).join(ChannelAddress, AddressRefusal.address_id == ChannelAddress.id)
+            .where(AddressRefusal.hour >= since).order_by(AddressRefusal.address_id, AddressRefusal.hour)).all()
+        by_address: dict[int, list] = {}
+        for counted, address in rows:
+            by_address.setdefault(address.id, []).append((counted, address))
+        found = []
+        for items in by_address.values():
+            busiest, address = max(items, key=lambda item: (item[0].refusals, item[0].hour))
+            if busiest.refusals < burst:
+                continue
+            found.append(RefusalBurst(mask_address(ctx, address), address.kind, busiest.hour, busiest.refusals,
+                                      sum(c.refusals for c, _ in items), items[-1][0].last_rule))
+    return sorted(found, key=lambda row: (-row.in_busiest_hour, row.masked_address))
 
 
 # ---- the audit trail ---------------------------------------------------------------------------

@@ -85,7 +85,7 @@ from assistant.config import Policy
 __all__ = [
     # use cases that change something (this module)
     "book_slot", "cancel_booking", "reschedule_booking", "check_in", "mark_no_shows",
-    "lift_suspension", "record_export", "remember_locale", "remember_slow_speech", "set_opted_out",
+    "lift_suspension", "note_refusal", "record_export", "remember_locale", "remember_slow_speech", "set_opted_out",
     # a Telegram chat that shared its own number (phone_links.py)
     "link_phone", "PhoneLinked",
     # reads (queries.py) and inputs (inputs.py), re-exported so callers import one module
@@ -329,6 +329,19 @@ def lift_suspension(ctx: ServiceContext, *, suspension_id: int, staff: Staff, re
                      details={**subject, "reason": reason[:500]}, at=now)
         uow.commit()
         return r.SuspensionLifted(suspension.id)
+
+
+def note_refusal(ctx: ServiceContext, address: AddressInput, rule: str, *, now: datetime) -> None:
+    """Count a refusal of this address in the current clock hour, for the staff's
+    flagged activity. Inside a turn it joins the turn's transaction."""
+    with ctx.uow() as uow:
+        found = lock_address(ctx, uow.session, address, now)
+        if isinstance(found, r.Refusal):
+            return  # an address that can't be read is counted nowhere
+        driver.Cursor(uow.session.connection()).run(sql.COUNT_REFUSAL, {
+            "address_id": found.id, "hour": now.replace(minute=0, second=0, microsecond=0),
+            "rule": rule[:40]})
+        uow.commit()
 
 
 def record_export(ctx: ServiceContext, *, day: date, rows: int, staff: Staff, now: datetime) -> None:

@@ -190,3 +190,11 @@ UPDATE_CONVERSATION = text(
     "WHERE channel = :channel AND address_index = :address_index AND version = :version "
     "RETURNING id"
 ).bindparams(bindparam("now", type_=UTCDateTime))
+
+# One more refusal of an address in this clock hour (service.note_refusal).
+COUNT_REFUSAL = text(
+    "INSERT INTO address_refusal (address_id, hour, refusals, last_rule) "
+    "VALUES (:address_id, :hour, 1, :rule) "
+    "ON CONFLICT (address_id, hour) DO UPDATE SET refusals = address_refusal.refusals + 1, "
+    "last_rule = excluded.last_rule"
+).bindparams(bindparam("hour", type_=UTCDateTime))

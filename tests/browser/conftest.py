@@ -62,7 +62,8 @@ def live_app(database_url, tmp_path, now):
 
 @pytest.fixture
 def page(browser, live_app):
-    context = browser.new_context(base_url=live_app.base_url, viewport={"width": 1280, "height": 900})
+    context = browser.new_context(base_url=live_app.base_url, viewport={"width": 1280, "height": 900},
+                                  locale="en-US")  # the demo hospital speaks Chinese by default
     opened = context.new_page()
     opened.set_default_timeout(15_000)
     yield opened

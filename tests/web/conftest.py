@@ -10,6 +10,8 @@ import pytest
 
 from assistant import accounts, jobs
 from assistant.config import PROJECT_ROOT
+from flask.testing import FlaskClient
+
 from assistant.web import create_app
 from tests.conftest import built_app
 
@@ -38,9 +40,24 @@ def web_app(database_url, tmp_path, now):
         yield built
 
 
+class EnglishClient(FlaskClient):
+    """A browser that asks for English: the demo hospital's own language is Chinese, and
+    the tests read the English words."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.environ_base.setdefault("HTTP_ACCEPT_LANGUAGE", "en")
+
+
+def english_app(app):
+    flask_app = create_app(app)
+    flask_app.test_client_class = EnglishClient
+    return flask_app
+
+
 @pytest.fixture
 def flask_app(web_app):
-    return create_app(web_app)
+    return english_app(web_app)
 
 
 def csrf_token(client, path: str = "/admin/login") -> str:

@@ -16,9 +16,8 @@ from click.testing import CliRunner
 from sqlalchemy import select, text
 
 from assistant.booking.models import AuditEvent, StaffUser
-from assistant.web import create_app
 from tests.conftest import built_app, keys_environ
-from tests.web.conftest import ADMIN_PASSWORD, CLERK_PASSWORD, csrf_token, log_in
+from tests.web.conftest import english_app, ADMIN_PASSWORD, CLERK_PASSWORD, csrf_token, log_in
 
 
 def audit_actions(app) -> list[tuple[str, str, str]]:
@@ -104,7 +103,7 @@ def test_the_session_cookie_is_httponly_lax_and_secure_unless_the_demo_turns_it_
     demo_cookie = log_in(flask_app.test_client(), "admin", ADMIN_PASSWORD).headers.get("Set-Cookie")
     assert "HttpOnly" in demo_cookie and "SameSite=Lax" in demo_cookie and "Secure" not in demo_cookie
     for production in built_app(database_url, tmp_path / "prod", now):
-        client = create_app(production).test_client()
+        client = english_app(production).test_client()
         cookie = client.get("/admin/login", base_url="https://careline.example").headers.get("Set-Cookie")
         assert "Secure" in cookie and "HttpOnly" in cookie
 

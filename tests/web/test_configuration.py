@@ -103,8 +103,8 @@ def test_an_admin_creates_a_department_and_patients_can_find_it(admin_client, we
 @pytest.mark.parametrize("change,message", [
     ({"code": "cardiology"}, "Another department already has the code cardiology."),
     ({"code": "Skin Clinic!"}, "A department code is 1 to 64 small letters"),
-    ({"sort_order": "first"}, "“Order in the menu” needs a whole number from 0 to 9999."),
-    ({"keywords_en": "Heart"}, "The keyword “Heart” already leads to the department cardiology."),
+    ({"sort_order": "first"}, '"Order in the menu" needs a whole number from 0 to 9999.'),
+    ({"keywords_en": "Heart"}, 'The keyword "Heart" already leads to the department cardiology.'),
     ({"name_en": " ", "name_zh_Hans": "", "name_es": ""}, "Please give the department a name"),
 ])
 def test_a_department_form_that_cant_be_saved_comes_back_as_typed(admin_client, web_app, change, message):
@@ -139,7 +139,7 @@ def test_a_weekly_schedule_gives_slots_with_its_times_and_capacity(admin_client,
     assert {(s.capacity, s.ends_at - s.starts_at) for s in made} == {(5, timedelta(minutes=20))}
     assert audit_events(web_app, "slots.generation_requested")[-1].actor == "staff:admin"
     refused = post(admin_client, "/admin/slots/generate", {"days": "0"}, follow_redirects=True)
-    assert "“Days ahead” needs a whole number from 1 to 366." in page(refused)
+    assert '"Days ahead" needs a whole number from 1 to 366.' in page(refused)
 
     template_id = rows(web_app, select(ScheduleTemplate.id).where(
         ScheduleTemplate.department_id == dermatology))[0]
@@ -181,7 +181,7 @@ def test_the_calendar_shows_booked_of_capacity_and_a_capacity_never_drops_below_
     too_low = post(admin_client, f"/admin/slots/{slot.id}", {"capacity": "0"})
     assert too_low.status_code == 422
     assert "Places already booked in this slot: 1. Its capacity can't be less than that." in page(too_low)
-    assert "“Places in this slot” needs a whole number" in page(
+    assert '"Places in this slot" needs a whole number' in page(
         post(admin_client, f"/admin/slots/{slot.id}", {"capacity": "lots"}))
     assert slot_at(web_app, "cardiology", VISIT, 9).capacity == 3
     assert post(admin_client, f"/admin/slots/{slot.id}", {"capacity": "1"}).status_code == 302

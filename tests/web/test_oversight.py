@@ -19,6 +19,7 @@ from sqlalchemy import select, text, update
 
 from assistant.booking import audit, identity, results as r, service
 from assistant.booking.models import AuditEvent, AuditHead, Booking, Suspension
+from assistant.booking import oversight
 from assistant.booking.oversight import audit_page, shown_value
 from assistant.booking.service import AddressInput
 from assistant.web.admin.oversight import csv_cell
@@ -162,10 +163,13 @@ def test_each_flag_shows_its_case_and_not_the_case_next_to_it(web_app, admin_cli
     cancelling, once = person("Zheng Jie", sequence=119), person("Feng Yan", sequence=120)
     book_and_cancel(web_app, cancelling, phone(7))
     book_and_cancel(web_app, once, phone(8), hours=(12,))
-    # A keyed booking refused (the place is taken) and one that succeeds.
-    full = slot(web_app, "general", 14, capacity=1)
-    assert isinstance(book(web_app, person("Chen Bo", sequence=121), full, phone(9), key="sms:SMok:book"), r.Booked)
-    assert book(web_app, person("Lin Tao", sequence=122), full, phone(10), key="sms:SMfull:book") == r.SlotFull()
+    # A burst of refusals from one phone (as the conversation backend counts them), and
+    # a few from another, which is no burst.
+    when = web_app.clock()
+    for n in range(oversight.REFUSAL_BURST):
+        service.note_refusal(web_app.services, phone(9), "quota_exceeded" if n else "suspended", now=when)
+    for _ in range(oversight.REFUSAL_BURST - 1):
+        service.note_refusal(web_app.services, phone(10), "slot_full", now=when)
 
     body = page(admin_client, "/admin/flags")
     limit = section(body, "flag-limit")
@@ -177,18 +181,22 @@ def test_each_flag_shows_its_case_and_not_the_case_next_to_it(web_app, admin_cli
     cancellations = section(body, "flag-cancellations")
     assert mask(cancelling) in cancellations and mask(once) not in cancellations
     refusals = section(body, "flag-refusals")
-    assert "does not yet record which phone or chat a refusal answered" in refusals
-    assert re.search(r"<td>sms</td><td>1</td>", refusals) and "Time was full: 1" in refusals
+    assert identity.mask_phone(_e164(phone(9))) in refusals and identity.mask_phone(_e164(phone(10))) not in refusals
+    assert "Too many bookings" in refusals
     everyone = crowd + [claimed, single, renamed, same, cancelling, once]
     for secret in [who.number for who in everyone] + ["Zhang Wei", "Zhang Min", "+8613800138001"]:
         assert secret not in body
+
+
+def _e164(address) -> str:
+    return identity.normalise_phone_address(address.value, "CN")
 
 
 def test_the_flags_say_when_nothing_is_flagged(admin_client):
     body = page(admin_client, "/admin/flags")
     for section_id in ("flag-limit", "flag-claims", "flag-names", "flag-cancellations"):
         assert "None." in section(body, section_id)
-    assert "None recorded." in section(body, "flag-refusals")
+    assert "None." in section(body, "flag-refusals")
 
 
 # ---- the audit log -------------------------------------------------------------------------------
@@ -272,7 +280,7 @@ def test_the_csv_has_the_days_bookings_masked_and_defused(web_app, clerk_client)
                        "Channel", "Flags"]
     by_code = {row[0]: row for row in rows[1:]}
     assert set(by_code) == {code, dashed, formula} and other_day not in body
-    assert by_code[code][1:7] == ["2026-12-05 09:00", "cardiology", "booked", identity.mask_id(wang.number),
+    assert by_code[code][1:7] == ["2026-12-05 09:00", "cardiology", "Booked", identity.mask_id(wang.number),
                                   "W*** F***", "sms"]
     assert by_code[dashed][5] == "'-** N*"
     assert by_code[formula][5].startswith("'=") and "HYPERLINK" not in body

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from assistant import jobs, notify
 from assistant.booking.models import Booking, ChannelAddress, ConversationRecord, OutboxMessage
 from assistant.config import PROJECT_ROOT, TRY_ACCESS
-from assistant.web import create_app
+from tests.web.conftest import english_app
 from tests.conftest import built_app
 
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -40,7 +40,7 @@ def try_app(database_url, tmp_path, now):
 
 @pytest.fixture
 def flask_app(try_app):
-    return create_app(try_app)
+    return english_app(try_app)
 
 
 class Visitor:
@@ -272,7 +272,7 @@ def test_restricted_access_sends_an_anonymous_visitor_to_the_login(database_url,
     from assistant import accounts
 
     for built in _try_app(database_url, tmp_path, now, access):
-        flask_app = create_app(built)
+        flask_app = english_app(built)
         anonymous = flask_app.test_client()
         response = anonymous.get("/try")
         assert response.status_code == 302 and response.location == "/admin/login?next=/try"
@@ -297,7 +297,7 @@ def test_restricted_access_sends_an_anonymous_visitor_to_the_login(database_url,
 
 def test_off_hides_every_try_url(database_url, tmp_path, now):
     for built in _try_app(database_url, tmp_path, now, "off"):
-        client = create_app(built).test_client()
+        client = english_app(built).test_client()
         assert client.get("/try").status_code == 404
         token = _TOKEN.search(client.get("/admin/login").get_data(as_text=True)).group(1)
         for path in ("/try/start", "/try/send", "/try/key", "/try/call", "/try/hangup"):

@@ -26,6 +26,15 @@ admin = Blueprint("admin", __name__, url_prefix="/admin")
 MENU: list[tuple[str, str, str]] = [("admin.home", N_("Home"), "clerk")]
 
 
+# A booking's status as staff read it.
+STATUS_LABELS = {"booked": N_("Booked"), "cancelled": N_("Cancelled"), "checked_in": N_("Checked in"),
+                 "no_show": N_("Missed (no-show)")}
+
+
+def status_label(status: str) -> str:
+    return _(STATUS_LABELS.get(status, status))
+
+
 def careline():
     return current_app.config["CARELINE"]
 
@@ -38,7 +47,7 @@ def staff_name() -> str:
 def staff_context():
     staff = security.current_staff()
     menu = [item for item in MENU if security.has_role(staff, item[2])] if staff else []
-    return {"staff": staff, "staff_menu": menu}
+    return {"staff": staff, "staff_menu": menu, "status_label": status_label}
 
 
 # ---- logging in and out ----------------------------------------------------------------

@@ -45,7 +45,7 @@ def _whole(name: str, label: str, low: int, high: int, *, optional: bool = False
         return None
     value = int(text) if re.fullmatch(r"[+-]?\d{1,9}", text) else None
     if value is None or not low <= value <= high:
-        raise ConfigError(N_("“{field}” needs a whole number from {low} to {high}."),
+        raise ConfigError(N_('"{field}" needs a whole number from {low} to {high}.'),
                           field=_(label), low=low, high=high)
     return value
 
@@ -59,7 +59,7 @@ def _clock(name: str, label: str, *, optional: bool = False) -> time | None:
             return time.fromisoformat(text.zfill(5) if len(text) == 4 else text)
     except ValueError:
         pass
-    raise ConfigError(N_("“{field}” needs a time such as 08:30."), field=_(label))
+    raise ConfigError(N_('"{field}" needs a time such as 08:30.'), field=_(label))
 
 
 def _day(text: str | None) -> date:

@@ -20,7 +20,7 @@ from flask import Response, flash, redirect, render_template, request, url_for
 from assistant.booking import oversight, results as r, service
 from assistant.i18n import N_
 from assistant.web import security
-from assistant.web.admin import MENU, admin, careline, staff_name
+from assistant.web.admin import MENU, admin, careline, staff_name, status_label
 from assistant.web.ui import gettext as _
 
 MENU.append(("admin.suspensions", N_("Suspensions"), "admin"))
@@ -102,8 +102,8 @@ def flags():
         names=[f for f in flagged if f.names > 1],
         threshold=threshold, days=oversight.CANCELLATION_DAYS,
         cancellations=oversight.repeated_cancellations(ctx, threshold=threshold, now=now),
-        hours=oversight.REFUSAL_HOURS, refusals=oversight.recorded_refusals(ctx, now=now),
-        refusal_rules=REFUSAL_RULES)
+        hours=oversight.REFUSAL_HOURS, burst=oversight.REFUSAL_BURST,
+        bursts=oversight.refusal_bursts(ctx, now=now), refusal_rules=REFUSAL_RULES)
 
 
 # ---- the audit trail ---------------------------------------------------------------------------
@@ -146,7 +146,7 @@ def export_csv():
             [] if row.checksum_verified else [_(NOT_CHECKSUM_VERIFIED)])
         writer.writerow([csv_cell(value) for value in (
             row.code, row.starts_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"), row.department_code,
-            _(row.status), row.masked_id, row.masked_name, row.channel, "; ".join(flags))])
+            status_label(row.status), row.masked_id, row.masked_name, row.channel, "; ".join(flags))])
     app = careline()
     service.record_export(app.services, day=day, rows=len(rows), staff=service.Staff(staff_name()), now=app.clock())
     # The byte-order mark lets a spreadsheet read the masked Chinese names as UTF-8.
