@@ -327,7 +327,7 @@ def audit_verify(obj: Context) -> None:
 
 @main.group()
 def desk() -> None:
-    """The front desk's part, until the web admin has it."""
+    """The front desk on the command line (the same as its web page, /admin/desk)."""
 
 
 @desk.command("check-in")
