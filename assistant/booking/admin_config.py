@@ -688,7 +688,8 @@ def set_slot_capacity(ctx: ServiceContext, slot_id: int, capacity: int, *, staff
             raise ConfigError(N_("That slot is over, so it can't be changed."))
         was = found.capacity
         changed = session.execute(update(Slot).where(Slot.id == slot_id, Slot.booked <= capacity)
-                                  .values(capacity=capacity).returning(Slot.booked)).first()
+                                  .values(capacity=capacity, capacity_set_by_staff=True)
+                                  .returning(Slot.booked)).first()
         if changed is None:
             booked = session.execute(select(Slot.booked).where(Slot.id == slot_id)).scalar_one()
             raise ConfigError(N_("Places already booked in this slot: {n}. Its capacity can't be "

@@ -182,6 +182,8 @@ class Slot(Base):
     capacity: Mapped[int]
     booked: Mapped[int] = mapped_column(default=0)
     release_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Staff set this slot's capacity by hand: slot generation keeps it, not the schedule's.
+    capacity_set_by_staff: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class Patient(Base):

@@ -135,7 +135,8 @@ def generate_slots(session: Session, *, base_policy: Policy, start: date, days: 
             _remove_or_close(session, slot, report, recorded)
             continue
         seen.add(key)
-        capacity = max(wanted.capacity, slot.booked)
+        # A capacity staff set by hand stays; the schedule's otherwise, never below the bookings.
+        capacity = slot.capacity if slot.capacity_set_by_staff else max(wanted.capacity, slot.booked)
         if (slot.capacity, slot.release_at, slot.ends_at) != (capacity, wanted.release_at, wanted.ends_at):
             slot.capacity, slot.release_at, slot.ends_at = capacity, wanted.release_at, wanted.ends_at
             report.updated += 1

@@ -189,6 +189,11 @@ def test_the_calendar_shows_booked_of_capacity_and_a_capacity_never_drops_below_
     event = audit_events(web_app, "slot.capacity_changed")[-1]
     assert event.actor == "staff:admin" and event.details == {"slot": slot.id, "capacity": 1, "was": 3}
     assert trail_agrees(web_app)
+    # The nightly generation keeps what staff set; the schedule's number stays for the rest.
+    generated = post(admin_client, "/admin/slots/generate", {"days": "28"}, token_from="/admin/slots")
+    assert generated.status_code == 302
+    assert slot_at(web_app, "cardiology", VISIT, 9).capacity == 1
+    assert slot_at(web_app, "cardiology", VISIT, 10).capacity == 3
 
 
 def test_closing_a_day_shows_its_bookings_masked_then_cancels_them_for_nobody(admin_client, web_app, now):
