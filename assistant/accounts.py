@@ -27,7 +27,7 @@ from assistant.booking import audit
 from assistant.booking.inputs import ServiceContext
 from assistant.booking.models import LoginThrottle, StaffUser
 from assistant.config import WebSettings
-from assistant.i18n import N_
+from assistant.i18n import N_, ExplainedError
 
 ROLES = ("admin", "clerk")
 ROLE_LABELS = {"admin": N_("Administrator"), "clerk": N_("Desk clerk")}
@@ -60,14 +60,9 @@ class LoginRefused:
     locked_until: datetime | None = None  # set when this client or account must wait
 
 
-class AccountError(ValueError):
+class AccountError(ExplainedError):
     """A username or password that can't be used; `message` (a msgid) and `params` say
     why, for the form, in the staff member's language."""
-
-    def __init__(self, message: str, **params: object) -> None:
-        super().__init__(message)
-        self.message = message
-        self.params = params
 
 
 def _view(user: StaffUser) -> StaffView:

@@ -38,7 +38,7 @@ from assistant.booking.models import (
 from assistant.booking.queries import StaffBookingRow, staff_bookings
 from assistant.booking.records import lock_address_by_id, lock_patient
 from assistant.config import Policy, SettingsError
-from assistant.i18n import N_
+from assistant.i18n import N_, ExplainedError
 
 CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 KEYWORD_SEPARATORS = re.compile(r"[,;\n，、；]")
@@ -65,13 +65,8 @@ POLICY_MEANINGS = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(ExplainedError):
     """A change that can't be made; `message` (a msgid) and `params` say why."""
-
-    def __init__(self, message: str, **params: object) -> None:
-        super().__init__(message)
-        self.message = message
-        self.params = params
 
 
 class ClosureChanged(ConfigError):

@@ -50,6 +50,16 @@ def N_(msgid: str) -> str:
     return msgid
 
 
+class ExplainedError(ValueError):
+    """A refusal to show a person: `message` is a msgid and `params` fill it, so the page
+    says why in the reader's own language."""
+
+    def __init__(self, message: str, **params: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.params = params
+
+
 # --- Which catalogs exist -------------------------------------------------------
 
 

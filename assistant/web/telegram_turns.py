@@ -46,7 +46,7 @@ def telegram_reply(app, renderer, update: dict) -> dict | None:
             notice = _link_contact(app, message)
             inbound = Inbound(kind=InboundKind.RESUME, language_hint=language, event_id=event_id)
         else:
-            inbound = _text_inbound(message.text or "", language, event_id)
+            inbound = text_inbound(message.text or "", language, event_id)
         result = conversations.run_turn(app.services, "telegram", str(chat_id), inbound, app.clock(),
                                         renderer)
     except Exception as exc:
@@ -65,7 +65,7 @@ def telegram_reply(app, renderer, update: dict) -> dict | None:
             "reply_markup": _keyboard(rendered.buttons, share)}
 
 
-def _text_inbound(text: str, language: str | None, event_id: str) -> Inbound:
+def text_inbound(text: str, language: str | None, event_id: str) -> Inbound:
     if text.strip().split("@")[0] == "/start":
         return Inbound(kind=InboundKind.START, language_hint=language, event_id=event_id)
     return Inbound(text, language_hint=language, event_id=event_id)

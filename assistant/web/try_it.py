@@ -35,8 +35,8 @@ from assistant.engine.messages import N_, Inbound, InboundKind, msg
 from assistant.web import security, ui
 # The webhooks' own readings, so the simulator says and understands what they do: the
 # read-back of a keyed ID, and /start.
-from assistant.web.telegram_turns import _text_inbound
-from assistant.web.webhooks import _read_back_id
+from assistant.web.telegram_turns import text_inbound
+from assistant.web.webhooks import SLOWER_HINT, read_back_id
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,6 @@ MAX_ENTRY = 40  # keys in one keypad entry (an ID number is 18)
 # What a provider would pass on: Twilio joins an SMS of up to 1600 characters, Telegram
 # takes 4096; recognised speech is short.
 MAX_INPUT = {"sms": 1600, "voice": 500, "telegram": 4096}
-SLOWER_HINT = N_("If I speak too fast, say: slower.")  # as the voice webhook says it
 # web.try_access besides "public": the staff role it asks for. Anything else is a 404.
 ACCESS_ROLE = {"admin": "admin"}
 
@@ -119,7 +118,7 @@ def send():
     elif text.strip():  # an empty box sent by a slip: a phone would send nothing
         inbound = _inbound(state, text)
         if state["c"] == "telegram":  # "/start" starts, as the bot reads it
-            inbound = _text_inbound(text, state["l"], inbound.event_id)
+            inbound = text_inbound(text, state["l"], inbound.event_id)
         _text_turn(state, inbound, text)
     _save(state)
     return _back()
@@ -232,7 +231,7 @@ def _voice_turn(state: dict, inbound: Inbound, kind: str, mine: str | None, keye
     locale = _reply_locale(result)
     rendered = render_voice(result.turn.replies, locale, renderer)
     if keyed_id and rendered.expect != "id_number":  # accepted: asked again means refused
-        rendered = replace(rendered, messages=(_read_back_id(keyed_id, renderer, locale),) + rendered.messages)
+        rendered = replace(rendered, messages=(read_back_id(keyed_id, renderer, locale),) + rendered.messages)
     if inbound.kind is InboundKind.START and not result.slow_speech and rendered.expect != "none":
         rendered = replace(rendered, messages=rendered.messages + (
             renderer.text(msg(SLOWER_HINT), locale, spoken=True),))

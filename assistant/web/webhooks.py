@@ -27,6 +27,9 @@ from assistant.engine.messages import N_, Inbound, InboundKind, msg
 
 log = logging.getLogger(__name__)
 
+# Said after a call's first question, unless the caller already asked for slower speech.
+SLOWER_HINT = N_("If I speak too fast, say: slower.")
+
 webhooks = Blueprint("webhooks", __name__)
 
 
@@ -119,7 +122,7 @@ def _step_token(event_id: str) -> str:
     return hashlib.sha256(f"{event_id}:next".encode()).hexdigest()[:16]
 
 
-def _read_back_id(entered: str, renderer, locale: str) -> str:
+def read_back_id(entered: str, renderer, locale: str) -> str:
     """The ID the caller just keyed, said back one character at a time (star is X), so a
     slip of the finger is heard before anything is booked."""
     characters = ["X" if ch in "*xX" else ch for ch in entered if ch.isdigit() or ch in "*xX"]
@@ -195,11 +198,11 @@ def _voice_turn(inbound: Inbound, caller: str, keyed_id: str = "") -> Response:
     locale = result.turn.state.locale or app.settings.default_locale
     rendered = render_voice(result.turn.replies, locale, renderer)
     if keyed_id and rendered.expect != "id_number":  # accepted: asked again means refused
-        rendered = replace(rendered, messages=(_read_back_id(keyed_id, renderer, locale),) + rendered.messages)
+        rendered = replace(rendered, messages=(read_back_id(keyed_id, renderer, locale),) + rendered.messages)
     slow = result.slow_speech
     if inbound.kind is InboundKind.START and not slow and rendered.expect != "none":
         rendered = replace(rendered, messages=rendered.messages + (
-            renderer.text(msg(N_("If I speak too fast, say: slower.")), locale, spoken=True),))
+            renderer.text(msg(SLOWER_HINT), locale, spoken=True),))
     return _voice_twiml(app, rendered, locale, inbound.event_id, slow)
 
 
