@@ -540,14 +540,16 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _served(app: App, host: str) -> App:
-    """`serve` speaks plain HTTP (a hospital puts gunicorn behind HTTPS instead), so on
-    this machine's own address the session cookie can't be Secure: the browser would
-    never send it back."""
+    """`serve` is the demo: /try is public when left at "demo". It speaks plain HTTP (a
+    hospital puts gunicorn behind HTTPS instead), so on this machine's own address the
+    session cookie can't be Secure: the browser would never send it back."""
     from dataclasses import replace
 
-    if host not in LOOPBACK or not app.settings.web.cookie_secure:
-        return app
-    web = replace(app.settings.web, cookie_secure=False)
+    web = app.settings.web
+    if web.try_access == "demo":
+        web = replace(web, try_access="public")
+    if host in LOOPBACK and web.cookie_secure:
+        web = replace(web, cookie_secure=False)
     return replace(app, settings=replace(app.settings, web=web))
 
 
@@ -670,7 +672,8 @@ def webhook_lines(settings, local_url: str) -> list[str]:
         lines.append("Try the patient's side without a phone: assistant chat")
     else:
         lines.append(f"Try the patient's side without a phone: {local_url}/try"
-                     + (" (administrators only)" if access == "admin" else "") + ", or assistant chat")
+                     + (" (administrators only)" if access in ("admin", "demo") else "")
+                     + ", or assistant chat")
     return lines
 
 

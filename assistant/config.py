@@ -136,12 +136,12 @@ class WebSettings:
     """The staff pages and the /try simulator."""
 
     cookie_secure: bool = True
-    try_access: str = "public"  # public | admin | off
+    try_access: str = "demo"  # demo | public | admin | off
     login_failures_allowed: int = 5
     login_lockout_minutes: int = 15
 
 
-TRY_ACCESS = ("public", "admin", "off")
+TRY_ACCESS = ("demo", "public", "admin", "off")
 
 
 def _pairs(values: list, name: str) -> dict[str, str]:

@@ -54,7 +54,8 @@ MAX_ENTRY = 40  # keys in one keypad entry (an ID number is 18)
 # takes 4096; recognised speech is short.
 MAX_INPUT = {"sms": 1600, "voice": 500, "telegram": 4096}
 # web.try_access besides "public": the staff role it asks for. Anything else is a 404.
-ACCESS_ROLE = {"admin": "admin"}
+# "demo" is made "public" by `assistant serve` (cli._served); anywhere else it is "admin".
+ACCESS_ROLE = {"admin": "admin", "demo": "admin"}
 
 
 def careline():

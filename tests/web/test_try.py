@@ -255,8 +255,17 @@ def test_the_page_keeps_to_the_content_security_policy(flask_app):
 # ---- who may use it ---------------------------------------------------------------------------
 
 
-# The restricted settings config.py accepts ("staff" and/or "admin"), and who passes each.
-RESTRICTED = [access for access in ("staff", "admin") if access in TRY_ACCESS]
+# The restricted settings config.py accepts, and who passes each: "demo" (the default)
+# is "admin" except under `assistant serve`.
+RESTRICTED = [access for access in ("staff", "admin", "demo") if access in TRY_ACCESS]
+
+
+def test_the_default_is_public_under_assistant_serve_only(app):
+    from assistant.cli import _served
+
+    assert app.settings.web.try_access == "demo"
+    assert _served(app, "127.0.0.1").settings.web.try_access == "public"
+    assert english_app(app).test_client().get("/try").status_code == 302  # gunicorn: log in first
 
 
 def _logged_in(flask_app, username: str, password: str) -> Visitor:
@@ -285,7 +294,7 @@ def test_restricted_access_sends_an_anonymous_visitor_to_the_login(database_url,
             accounts.create_user(built.services, username=username, password=f"{username} password ok",
                                  role=role, now=now)
         clerk = _logged_in(flask_app, "clerk", "clerk password ok")
-        if access == "admin":
+        if access in ("admin", "demo"):
             assert clerk.client.get("/try").status_code == 403
         else:
             clerk.start("sms")
