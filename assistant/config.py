@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any, Mapping
@@ -48,6 +48,11 @@ class Policy:
     cancel_window_days: int
     cancel_suspension_days: int
     patients_per_address: int
+    # A fair release (booking/release.py, booking/waitlist.py, booking/reminders.py).
+    release_mode: str = "first_come"  # or "draw": requests until draw_time, then a draw
+    draw_time: time = time(20, 0)  # the draw, on the day requests open (or the next day)
+    offer_minutes: int = 30  # a waitlist offer waits this long for "1"
+    reminder_time: time = time(10, 0)  # the day-before reminder goes out at this time
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "Policy":
@@ -57,6 +62,8 @@ class Policy:
         converted = {}
         for f in fields(cls):
             if f.name not in values:
+                if f.default is not MISSING:
+                    continue
                 raise SettingsError(f"policy.{f.name} is missing")
             converted[f.name] = _convert_policy_value(f.name, values[f.name])
         return cls(**converted)
@@ -73,7 +80,14 @@ class Policy:
         )
 
 
+RELEASE_MODES = ("first_come", "draw")
+
+
 def _convert_policy_value(name: str, value: Any) -> Any:
+    if name == "release_mode":
+        if value not in RELEASE_MODES:
+            raise SettingsError(f"policy.release_mode must be one of {', '.join(RELEASE_MODES)}, got {value!r}")
+        return value
     if name.endswith("_time"):
         if isinstance(value, time):
             return value

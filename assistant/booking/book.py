@@ -56,58 +56,25 @@ def book_slot(ctx: ServiceContext, *, slot_id: int, channel: str, now: datetime,
     a patient already linked to the booking address (`patient_ref`). The booking
     address owns the booking."""
     key = f"book:{idempotency_key}" if idempotency_key is not None else None
-    # Inputs are checked, blinded and encrypted before the transaction starts.
-    address = prepare_address(ctx, booked_by) if booked_by is not None else None
-    if isinstance(address, r.Refusal):
-        return settle(ctx, key, address, now)
-    if patient_ref is not None:
-        if address is None:
-            return settle(ctx, key, r.NotPermitted(), now)
-        given = None
-    elif identity_input is not None:
-        given = prepare_identity(ctx, identity_input, now.date())
-        if isinstance(given, r.Refusal):
-            return settle(ctx, key, given, now)
-    else:
-        return settle(ctx, key, r.InvalidIdentity(field="id_number", reason="empty"), now)
+    prepared = prepare_parties(ctx, booked_by, identity_input, patient_ref, now)
+    if isinstance(prepared, r.Refusal):
+        return settle(ctx, key, prepared, now)
+    address, given = prepared
 
     def attempt(uow: UnitOfWork, db: driver.Cursor) -> Any:
-        with db.batch():  # 1
-            replay = db.run(sql.REPLAYED_RESULT, {"key": key}) if key is not None else None
-            address_row = lock_address_row(db, address, now) if address is not None else None
-            if given is not None:
-                patient_row = lock_patient_row(db, given, now)
-                linked_name = None
-            else:
-                patient_row = db.run(sql.LOCK_PATIENT_BY_ID, {"patient_id": patient_ref})
-                linked_name = db.run(sql.LINKED_NAME, {
-                    "kind": address.kind, "address_index": address.index, "patient_id": patient_ref})
-            slot_row = db.run(sql.SLOT_WITH_RULES, {"slot_id": slot_id})
-        earlier = replay_in(replay) if replay is not None else None
-        if earlier is not None:
-            return earlier
-        address_id, address_is_new = None, False
-        if address_row is not None:
-            address_id, address_version = address_row.one()
-            address_is_new = address_version == 0
-        row = patient_row.first()
-        if row is None:
-            return r.NotPermitted()
-        if given is not None:
-            patient, name = LockedPatient(row.id, is_new=row.version == 0), given.name
-        else:
-            link = linked_name.first()
-            if link is None:  # only an address linked to the patient may book by reference
-                return r.NotPermitted()
-            patient, name = LockedPatient(row.id), TypedName(link.name_encrypted, link.name_index)
+        replay, parties, slot_row = lock_parties(
+            db, key, address, given, patient_ref, now,
+            also=lambda: db.run(sql.SLOT_WITH_RULES, {"slot_id": slot_id}))
+        if replay is not None:
+            return replay
+        if isinstance(parties, r.Refusal):
+            return parties
         slot = slot_row.first()
         if slot is None:
             return r.SlotNotFound()
-        if staff is not None:
-            actor = audit.Actor(f"staff:{staff.username}", channel)
-        else:
-            actor = audit.Actor(address_actor(address_id) if address_id is not None else "anonymous",
-                                channel)
+        actor = parties.actor(channel, staff)
+        address_id, address_is_new, patient, name = (
+            parties.address_id, parties.address_is_new, parties.patient, parties.name)
         placed = book_locked(ctx, db, patient, slot, channel, now, actor, name=name,
                              address_id=address_id, address_is_new=address_is_new,
                              acting_address_id=address_id,
@@ -128,6 +95,74 @@ def book_slot(ctx: ServiceContext, *, slot_id: int, channel: str, now: datetime,
     return run_booking(ctx, key, now, attempt)
 
 
+def prepare_parties(ctx: ServiceContext, booked_by: AddressInput | None, identity_input: IdentityInput | None,
+                    patient_ref: int | None, now: datetime) -> tuple[Any, Any] | r.Refusal:
+    """The address and identity checked, blinded and encrypted before the transaction
+    starts: (address, identity), the identity None when a linked `patient_ref` is named."""
+    address = prepare_address(ctx, booked_by) if booked_by is not None else None
+    if isinstance(address, r.Refusal):
+        return address
+    if patient_ref is not None:
+        return r.NotPermitted() if address is None else (address, None)
+    if identity_input is None:
+        return r.InvalidIdentity(field="id_number", reason="empty")
+    given = prepare_identity(ctx, identity_input, now.date())
+    return given if isinstance(given, r.Refusal) else (address, given)
+
+
+@dataclass(frozen=True)
+class Parties:
+    """Who asks and for whom, with both row locks held: the booking address (created
+    on first use) and the patient (created from a typed identity, or linked)."""
+
+    address_id: int | None
+    address_is_new: bool
+    patient: LockedPatient
+    name: TypedName | None
+
+    def actor(self, channel: str, staff: Staff | None) -> audit.Actor:
+        if staff is not None:
+            return audit.Actor(f"staff:{staff.username}", channel)
+        return audit.Actor(address_actor(self.address_id) if self.address_id is not None
+                           else "anonymous", channel)
+
+
+def lock_parties(db: driver.Cursor, key: str | None, address: Any, given: Any, patient_ref: int | None,
+                 now: datetime, *, also: Callable[[], Any]) -> tuple[Any, Parties | r.Refusal, Any]:
+    """Step 1 of a booking or a request, in one batch: the stored result of a replay,
+    the address and patient row locks, and `also` (the slot or day and its rules).
+    Returns (the replayed result or None, the parties or a refusal, what `also` gave)."""
+    with db.batch():
+        replay = db.run(sql.REPLAYED_RESULT, {"key": key}) if key is not None else None
+        address_row = lock_address_row(db, address, now) if address is not None else None
+        if given is not None:
+            patient_row = lock_patient_row(db, given, now)
+            linked_name = None
+        else:
+            patient_row = db.run(sql.LOCK_PATIENT_BY_ID, {"patient_id": patient_ref})
+            linked_name = db.run(sql.LINKED_NAME, {
+                "kind": address.kind, "address_index": address.index, "patient_id": patient_ref})
+        extra = also()
+    earlier = replay_in(replay) if replay is not None else None
+    if earlier is not None:
+        return earlier, r.NotPermitted(), extra
+    address_id, address_is_new = None, False
+    if address_row is not None:
+        address_id, address_version = address_row.one()
+        address_is_new = address_version == 0
+    row = patient_row.first()
+    if row is None:
+        return None, r.NotPermitted(), extra
+    if given is not None:
+        return None, Parties(address_id, address_is_new, LockedPatient(row.id, is_new=row.version == 0),
+                             given.name), extra
+    link = linked_name.first()
+    if link is None:  # only an address linked to the patient may act by reference
+        return None, r.NotPermitted(), extra
+    return None, Parties(address_id, address_is_new, LockedPatient(row.id),
+                         TypedName(link.name_encrypted, link.name_index)), extra
+
+
 @dataclass(frozen=True)
 class Placed:
     """A place taken under the patient's lock: the result, and the audit entries to
@@ -142,60 +177,23 @@ def book_locked(ctx: ServiceContext, db: driver.Cursor, patient: LockedPatient, 
                 channel: str, now: datetime, actor: audit.Actor, *, name: TypedName | None,
                 address_id: int | None, staff: Staff | None, replacing_id: int | None,
                 acting_address_id: int | None, relation: str = "self", address_is_new: bool = False,
-                lock_audit_head: bool = False, notice: str = outbox.BOOKED_FOR_YOU) -> Placed | r.Refusal:
+                lock_audit_head: bool = False, notice: str = outbox.BOOKED_FOR_YOU,
+                closing_applies: bool = True) -> Placed | r.Refusal:
     """Book `slot` (a SLOT_WITH_RULES row) with the patient's (and address's) row lock
     already held. `address_id` owns the booking; `acting_address_id` is who asks (the
     same, except when a code holder or staff moves someone's booking). `replacing_id` is
     left out of the quota counts: a reschedule moves a booking rather than adding one.
     When someone other than the patient acts in her name, a notice for her own address
-    is written alongside (`notice` names it)."""
-    hospital_policy = ctx.settings.policy.overridden(slot.hospital_policy)
-    policy = hospital_policy.overridden(slot.policy_overrides)
+    is written alongside (`notice` names it). A waitlist offer is taken even after
+    booking closes (`closing_applies` False): it was offered for that time."""
+    admitted = admit(ctx, db, patient, slot, now, name_index=name.index if name is not None else None,
+                     address_id=address_id, address_is_new=address_is_new, staff=staff,
+                     replacing_id=replacing_id, relation=relation, closing_applies=closing_applies)
+    if isinstance(admitted, r.Refusal):
+        return admitted
+    policy, facts, new_link, own = admitted.policy, admitted.facts, admitted.new_link, admitted.own
     tz = ZoneInfo(slot.timezone)
     name_index = name.index if name is not None else None
-    if patient.is_new:
-        # A patient this transaction created has no links, suspension or bookings yet.
-        facts = (NoHistory() if address_is_new or address_id is None else NoHistory(
-            *db.run(sql.ADDRESS_FACTS, {"address_id": address_id, "now": now}).one()))
-        held = []
-    else:
-        with db.batch():  # 2
-            facts_rows = db.run(sql.PATIENT_FACTS, {
-                "patient_id": patient.id, "address_id": address_id, "now": now,
-                "name_index": name_index or ""})
-            held_rows = db.run(sql.HELD_BOOKINGS, {
-                "patient_id": patient.id, "earliest": slot.visit_date - timedelta(days=90),
-                "latest": slot.visit_date + timedelta(days=90)})
-        facts = facts_rows.one()
-        held = [row for row in held_rows if row.id != replacing_id]
-    new_link = address_id is not None and not facts.linked
-    if new_link:
-        limit = hospital_policy.patients_per_address  # an address's limit is hospital-wide
-        if limit and facts.links >= limit:
-            return r.TooManyPatients(limit=limit)
-    if now < slot.release_at:
-        return r.NotYetOpen(opens_at=slot.release_at)
-    closes_at = rules.booking_closes_at(policy, slot.visit_date, tz)
-    if now >= closes_at:
-        return r.BookingClosed(closed_at=closes_at)
-    if facts.address_until is not None and staff is None:
-        return r.Suspended(reason=facts.address_rule, until=facts.address_until, scope="address")
-    if facts.until is not None:
-        return r.Suspended(reason=facts.rule, until=facts.until, scope="identity")
-    for row in held:
-        if row.slot_id == slot.id and row.status in ACTIVE_STATUSES:
-            return r.AlreadyBooked(code=row.code)
-    breach = rules.quota_breach(policy, [rules.HeldBooking(row.visit_date, row.department_id) for row in held],
-                                rules.HeldBooking(slot.visit_date, slot.department_id))
-    own = None if patient.is_new else facts.own_address_id
-    if breach is not None:
-        # Only the patient's own address hears that others' bookings fill her quota:
-        # anyone else typing her number learns no more than the plain limit.
-        is_own = own == address_id or (own is None and relation == "self")
-        by_others = is_own and address_id is not None and any(
-            row.booked_by_address_id != address_id for row in held)
-        return r.QuotaExceeded(quota=breach.quota, limit=breach.limit, by_others=by_others)
-
     code = new_code()
     entries = []
     tell_patient = own is not None and (own != acting_address_id or staff is not None)
@@ -237,6 +235,78 @@ def book_locked(ctx: ServiceContext, db: driver.Cursor, patient: LockedPatient, 
         ends_at=slot.ends_at, visit_date=slot.visit_date, channel=channel,
         cancel_deadline=rules.cancel_deadline(policy, slot.visit_date, tz))
     return Placed(r.Booked(view), entries, head)
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """The patient (and address) may have one more place: the rules that apply, the
+    facts read under the locks, and whether a link must be made."""
+
+    policy: Any
+    facts: Any
+    new_link: bool
+    own: int | None  # the patient's own address, for notices
+
+
+def admit(ctx: ServiceContext, db: driver.Cursor, patient: LockedPatient, place: Any, now: datetime, *,
+          name_index: str | None, address_id: int | None, address_is_new: bool, staff: Staff | None,
+          replacing_id: int | None, relation: str, closing_applies: bool = True,
+          pending: Callable[[], list] | None = None) -> Admitted | r.Refusal:
+    """Every rule a new place must pass, with the row locks held: the address's patient
+    limit, the release window, suspensions, a place already held, and the quotas.
+    `place` is a SLOT_WITH_RULES row, or a DAY_WITH_RULES row (a request: `id` None).
+    `pending` adds the identity's requests still waiting for a draw to its bookings."""
+    hospital_policy = ctx.settings.policy.overridden(place.hospital_policy)
+    policy = hospital_policy.overridden(place.policy_overrides)
+    tz = ZoneInfo(place.timezone)
+    if patient.is_new:
+        # A patient this transaction created has no links, suspension or bookings yet.
+        facts = (NoHistory() if address_is_new or address_id is None else NoHistory(
+            *db.run(sql.ADDRESS_FACTS, {"address_id": address_id, "now": now}).one()))
+        held = []
+    else:
+        with db.batch():  # 2
+            facts_rows = db.run(sql.PATIENT_FACTS, {
+                "patient_id": patient.id, "address_id": address_id, "now": now,
+                "name_index": name_index or ""})
+            held_rows = db.run(sql.HELD_BOOKINGS, {
+                "patient_id": patient.id, "earliest": place.visit_date - timedelta(days=90),
+                "latest": place.visit_date + timedelta(days=90)})
+        facts = facts_rows.one()
+        held = [row for row in held_rows if row.id != replacing_id]
+        if pending is not None:
+            held += pending()
+    new_link = address_id is not None and not facts.linked
+    if new_link:
+        limit = hospital_policy.patients_per_address  # an address's limit is hospital-wide
+        if limit and facts.links >= limit:
+            return r.TooManyPatients(limit=limit)
+    if place.release_at is not None and now < place.release_at:
+        return r.NotYetOpen(opens_at=place.release_at)
+    if place.id is not None and place.release_mode == "draw" and not place.drawn:
+        return r.NotYetOpen(opens_at=now)  # the draw is due and runs in a moment
+    closes_at = rules.booking_closes_at(policy, place.visit_date, tz)
+    if closing_applies and now >= closes_at:
+        return r.BookingClosed(closed_at=closes_at)
+    if facts.address_until is not None and staff is None:
+        return r.Suspended(reason=facts.address_rule, until=facts.address_until, scope="address")
+    if facts.until is not None:
+        return r.Suspended(reason=facts.rule, until=facts.until, scope="identity")
+    for row in held:
+        if row.slot_id == place.id and row.status in ACTIVE_STATUSES:
+            return r.AlreadyBooked(code=row.code)
+    breach = rules.quota_breach(policy, [rules.HeldBooking(row.visit_date, row.department_id) for row in held],
+                                rules.HeldBooking(place.visit_date, place.department_id))
+    own = None if patient.is_new else facts.own_address_id
+    if breach is not None:
+        # Only the patient's own address hears that others' bookings fill her quota:
+        # anyone else typing her number learns no more than the plain limit.
+        is_own = own == address_id or (own is None and relation == "self")
+        by_others = is_own and address_id is not None and any(
+            row.booked_by_address_id != address_id for row in held)
+        return r.QuotaExceeded(quota=breach.quota, limit=breach.limit, by_others=by_others)
+
+    return Admitted(policy, facts, new_link, own)
 
 
 @dataclass(frozen=True)

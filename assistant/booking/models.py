@@ -143,6 +143,10 @@ class ScheduleTemplate(Base):
     # Release rule; None means the department's policy.
     release_days_ahead: Mapped[int | None]
     release_time: Mapped[time | None] = mapped_column(Time)
+    # How places are given out: 'first_come', or 'draw' (requests until the draw time,
+    # then a seeded random order). None means the department's policy.
+    release_mode: Mapped[str | None] = mapped_column(String(16))
+    draw_time: Mapped[time | None] = mapped_column(Time)
     active: Mapped[bool] = mapped_column(default=True)
 
 
@@ -167,6 +171,8 @@ class Slot(Base):
     __tablename__ = "slot"
     __table_args__ = (
         CheckConstraint("booked >= 0 AND booked <= capacity", name="booked_within_capacity"),
+        CheckConstraint("held >= 0 AND booked + held <= capacity", name="held_within_capacity"),
+        CheckConstraint("release_mode IN ('first_come', 'draw')", name="release_mode"),
         CheckConstraint("ends_at > starts_at", name="times"),
         UniqueConstraint("template_id", "starts_at"),
         Index("ix_slot_department_day", "department_id", "visit_date"),
@@ -181,9 +187,18 @@ class Slot(Base):
     visit_date: Mapped[date] = mapped_column(Date)  # the local day, for day quotas
     capacity: Mapped[int]
     booked: Mapped[int] = mapped_column(default=0)
+    # First-come: when the places go on sale. Draw: the draw time; the places nobody
+    # drew go on sale once the draw has run (`drawn`).
     release_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Staff set this slot's capacity by hand: slot generation keeps it, not the schedule's.
     capacity_set_by_staff: Mapped[bool] = mapped_column(default=False, server_default=false())
+    release_mode: Mapped[str] = mapped_column(String(16), default="first_come",
+                                              server_default=text("'first_come'"))
+    requests_open_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # draw mode only
+    drawn: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Freed places kept off sale: offered to the waitlist, or waiting for the next
+    # release time (booking/waitlist.py). Nobody books them first-come.
+    held: Mapped[int] = mapped_column(default=0, server_default=text("0"))
 
 
 class Patient(Base):
@@ -232,6 +247,9 @@ class ChannelAddress(Base):
     # Bumped to take the address's row lock before counting its patients.
     version: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Until when a question we sent (a waitlist offer, a reminder) may be waiting for
+    # this address's answer: a turn looks for one only before then.
+    question_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class PatientLink(Base):
@@ -305,6 +323,9 @@ class Booking(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The day-before reminder: when it was queued, and the "1, keep it" answer.
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    kept_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Suspension(Base):
@@ -398,6 +419,9 @@ class OutboxMessage(Base):
     provider_ref: Mapped[str | None] = mapped_column(String(64))  # Twilio SID, Telegram message id
     delivery_status: Mapped[str | None] = mapped_column(String(32))  # from the provider's callbacks
     last_error: Mapped[str | None] = mapped_column(String(200))
+    # 'voice' makes the message a phone call (an offer's "press 1"); None: the address's
+    # own kind of message (SMS for a phone, a chat message for Telegram).
+    channel: Mapped[str | None] = mapped_column(String(16))
 
 
 class StaffUser(Base):
@@ -469,3 +493,152 @@ class ConversationRecord(Base):
     version: Mapped[int] = mapped_column(default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
+
+
+class Draw(Base):
+    """One department's draw for one visit day. The seed is chosen, and its SHA-256
+    published in the audit trail, when requests open; it is written out only at the
+    draw, so nobody, staff included, can know the order while requests come in."""
+
+    __tablename__ = "draw"
+    __table_args__ = (
+        UniqueConstraint("department_id", "visit_date"),
+        CheckConstraint("status IN ('open', 'drawn')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("department.id"))
+    visit_date: Mapped[date] = mapped_column(Date)
+    opens_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    draw_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    seed_hash: Mapped[str] = mapped_column(String(64))  # the commitment
+    seed_encrypted: Mapped[str] = mapped_column(Text)  # kept secret until the draw
+    seed: Mapped[str | None] = mapped_column(String(64))  # revealed at the draw
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    drawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# Draw request statuses.
+REQUESTED = "requested"
+PLACED = "placed"
+WAITLISTED = "waitlisted"
+REFUSED = "refused"
+WITHDRAWN = "withdrawn"
+
+
+class DrawRequest(Base):
+    """One identity's request in one draw ("a place on that day, in the morning"). The
+    address that requested it owns it, as it would own the booking."""
+
+    __tablename__ = "draw_request"
+    __table_args__ = (
+        UniqueConstraint("draw_id", "patient_id"),
+        CheckConstraint("part IN ('morning', 'afternoon', 'any')", name="part"),
+        CheckConstraint("status IN ('requested', 'placed', 'waitlisted', 'refused', 'withdrawn')",
+                        name="status"),
+        Index("ix_draw_request_patient", "patient_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    draw_id: Mapped[int] = mapped_column(ForeignKey("draw.id"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"))
+    address_id: Mapped[int] = mapped_column(ForeignKey("channel_address.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    part: Mapped[str] = mapped_column(String(16))
+    relation: Mapped[str] = mapped_column(String(16))
+    name_encrypted: Mapped[str | None] = mapped_column(Text)
+    name_index: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=REQUESTED)
+    position: Mapped[int | None]  # 1-based place in the draw's order
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"))
+    refusal: Mapped[str | None] = mapped_column(String(40))  # a rule broken by draw time
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# Waitlist entry statuses.
+WAITING = "waiting"
+OFFERED = "offered"
+BOOKED_FROM_LIST = "booked"
+LEFT = "left"  # declined, let an offer expire, or the day has passed
+
+
+class WaitlistEntry(Base):
+    """A patient waiting for a place on one department's day: the draw's losers in the
+    draw's order, then whoever joins, by time of joining."""
+
+    __tablename__ = "waitlist_entry"
+    __table_args__ = (
+        CheckConstraint("part IN ('morning', 'afternoon', 'any')", name="part"),
+        CheckConstraint("status IN ('waiting', 'offered', 'booked', 'left')", name="status"),
+        Index("uq_waitlist_entry_active", "department_id", "visit_date", "patient_id", unique=True,
+              sqlite_where=text("status IN ('waiting', 'offered')"),
+              postgresql_where=text("status IN ('waiting', 'offered')")),
+        Index("ix_waitlist_entry_queue", "department_id", "visit_date", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("department.id"))
+    visit_date: Mapped[date] = mapped_column(Date)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"))
+    address_id: Mapped[int] = mapped_column(ForeignKey("channel_address.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    part: Mapped[str] = mapped_column(String(16))
+    relation: Mapped[str] = mapped_column(String(16))
+    name_encrypted: Mapped[str | None] = mapped_column(Text)
+    name_index: Mapped[str | None] = mapped_column(String(64))
+    draw_position: Mapped[int | None]  # from the draw; None for those who joined later
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default=WAITING)
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"))
+    left_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+# Freed place statuses.
+HELD = "held"  # nobody waits: back on sale at the next release time
+OFFER_OPEN = "offered"
+TAKEN = "taken"
+RELEASED = "released"
+DROPPED = "dropped"  # the slot has passed, or staff reduced its capacity
+
+
+class FreedPlace(Base):
+    """A place given back (a cancellation, the old half of a reschedule, a released
+    reminder, a capacity increase, a closed day's rebooking). It stays off sale: it is
+    offered down the waitlist, one patient at a time, and only when nobody waits does
+    it go back on sale, at the next release time."""
+
+    __tablename__ = "freed_place"
+    __table_args__ = (
+        CheckConstraint("status IN ('held', 'offered', 'taken', 'released', 'dropped')",
+                        name="status"),
+        Index("ix_freed_place_status", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slot_id: Mapped[int] = mapped_column(ForeignKey("slot.id"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("department.id"))
+    visit_date: Mapped[date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(String(32))
+    freed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default=HELD)
+    release_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when nobody waits
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("waitlist_entry.id"))
+    offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    offers_made: Mapped[int] = mapped_column(default=0)
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class JobRun(Base):
+    """A scheduled job claimed once by its key ("draw:12", "reminders:2026-12-01"): the
+    claim commits with the job's work, so two workers never run one job twice and a job
+    that failed part-way is run again whole."""
+
+    __tablename__ = "job_run"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    claimed_by: Mapped[str] = mapped_column(String(64))
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -27,6 +27,14 @@ def release_moment(visit_date: date, days_ahead: int, at: time, tz: ZoneInfo) ->
     return local_moment(visit_date - timedelta(days=days_ahead), at, tz)
 
 
+def draw_moment(requests_open_at: datetime, draw_time: time, tz: ZoneInfo) -> datetime:
+    """The draw: at draw_time on the day requests open, or the next day when that time
+    has already passed by then (a window is never empty)."""
+    opened = requests_open_at.astimezone(tz)
+    moment = local_moment(opened.date(), draw_time, tz)
+    return moment if moment > opened else local_moment(opened.date() + timedelta(days=1), draw_time, tz)
+
+
 def booking_closes_at(policy: Policy, visit_date: date, tz: ZoneInfo) -> datetime:
     """Booking closes at close_time on the day before the visit."""
     return local_moment(visit_date - timedelta(days=1), policy.close_time, tz)

@@ -103,6 +103,31 @@ class CheckedIn:
 
 
 @dataclass(frozen=True)
+class Requested:
+    """A place asked for: in a draw (`kind` "draw", decided at `draw_at`), or on the
+    waitlist of a full day (`kind` "waitlist", `position` in its queue)."""
+
+    kind: str
+    department_id: int
+    department_names: dict
+    visit_date: date
+    part: str  # morning | afternoon | any
+    draw_at: datetime | None = None
+    position: int | None = None
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A reply to a question we sent: an offer taken (`booking` set) or passed on, a
+    reminder kept or its place released. `question` is "offer" or "reminder"."""
+
+    question: str
+    accepted: bool
+    code: str | None = None
+    booking: BookingView | None = None
+
+
+@dataclass(frozen=True)
 class NoShowReport:
     marked: int
     suspended_patients: int
@@ -192,6 +217,28 @@ class Suspended(Refusal):
 class TooManyPatients(Refusal):
     rule: ClassVar[str] = "patients_per_address"
     limit: int
+
+
+@dataclass(frozen=True)
+class AlreadyRequested(Refusal):
+    """The identity already asked for a place in this department on this day."""
+
+    rule: ClassVar[str] = "already_requested"
+
+
+@dataclass(frozen=True)
+class RequestsClosed(Refusal):
+    """The day's draw has run, or requests are not open yet (`opens_at`)."""
+
+    rule: ClassVar[str] = "requests_closed"
+    opens_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class NothingToAnswer(Refusal):
+    """No offer or reminder is waiting for this address (it expired, or was answered)."""
+
+    rule: ClassVar[str] = "nothing_to_answer"
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from assistant.booking import audit, policy as rules
 from assistant.booking.models import (
     Booking,
     Department,
+    Draw,
     Hospital,
     ScheduleException,
     ScheduleTemplate,
@@ -38,7 +39,9 @@ class PlannedSlot:
     ends_at: datetime
     visit_date: date
     capacity: int
-    release_at: datetime
+    release_at: datetime  # first-come: the sale; draw: the draw
+    release_mode: str = "first_come"
+    requests_open_at: datetime | None = None
 
 
 @dataclass
@@ -78,6 +81,11 @@ def plan_day(template: ScheduleTemplate, day: date, exceptions: list[ScheduleExc
     days_ahead = template.release_days_ahead if template.release_days_ahead is not None else policy.open_days_ahead
     release_time = template.release_time or policy.release_time
     release_at = rules.release_moment(day, days_ahead, release_time, tz)
+    mode = template.release_mode or policy.release_mode
+    requests_open_at = None
+    if mode == "draw":
+        requests_open_at = release_at
+        release_at = rules.draw_moment(release_at, template.draw_time or policy.draw_time, tz)
     planned = []
     cursor = datetime.combine(day, start, tzinfo=tz)
     day_end = datetime.combine(day, end, tzinfo=tz)
@@ -85,7 +93,7 @@ def plan_day(template: ScheduleTemplate, day: date, exceptions: list[ScheduleExc
     while cursor + length <= day_end:
         planned.append(PlannedSlot(
             template.id, template.department_id, template.doctor_id, cursor,
-            cursor + length, day, template.capacity, release_at,
+            cursor + length, day, template.capacity, release_at, mode, requests_open_at,
         ))
         cursor += length
     return planned
@@ -126,6 +134,10 @@ def generate_slots(session: Session, *, base_policy: Policy, start: date, days: 
             Slot.template_id.is_not(None), Slot.visit_date >= start, Slot.visit_date <= end
         )
     ).scalars().all()
+    # A slot added to a day whose draw has run is on sale like the draw's leftovers.
+    drawn_days = set(session.execute(
+        select(Draw.department_id, Draw.visit_date).where(
+            Draw.status == "drawn", Draw.visit_date >= start, Draw.visit_date <= end)).tuples())
     seen = set()
     recorded = _Recorded()
     for slot in existing:
@@ -141,6 +153,10 @@ def generate_slots(session: Session, *, base_policy: Policy, start: date, days: 
             slot.capacity, slot.release_at, slot.ends_at = capacity, wanted.release_at, wanted.ends_at
             report.updated += 1
             recorded.changed.append(slot)
+        if not slot.drawn and (slot.release_mode, slot.requests_open_at) != (
+                wanted.release_mode, wanted.requests_open_at):
+            # A mode changes only before its draw: a drawn day keeps what it gave out.
+            slot.release_mode, slot.requests_open_at = wanted.release_mode, wanted.requests_open_at
         if wanted.capacity < slot.booked:
             report.kept_with_bookings.append(slot.id)
     for key, wanted in sorted(planned.items(), key=lambda item: (item[1].starts_at, item[0][0])):
@@ -150,7 +166,9 @@ def generate_slots(session: Session, *, base_policy: Policy, start: date, days: 
             department_id=wanted.department_id, doctor_id=wanted.doctor_id,
             template_id=wanted.template_id, starts_at=wanted.starts_at, ends_at=wanted.ends_at,
             visit_date=wanted.visit_date, capacity=wanted.capacity, booked=0,
-            release_at=wanted.release_at,
+            release_at=wanted.release_at, release_mode=wanted.release_mode,
+            requests_open_at=wanted.requests_open_at,
+            drawn=(wanted.department_id, wanted.visit_date) in drawn_days,
         )
         session.add(new)
         recorded.changed.append(new)

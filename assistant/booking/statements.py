@@ -31,17 +31,18 @@ STORE_RESULT = text(
 # days, and the soonest slots with a LIMIT.
 _FREE_SLOTS = (
     "FROM slot WHERE department_id = :department_id AND visit_date >= :date_from "
-    "AND visit_date <= :date_to AND release_at <= :now AND booked < capacity ")
+    "AND visit_date <= :date_to AND release_at <= :now AND booked + held < capacity "
+    "AND (release_mode = 'first_come' OR drawn) ")
 _SLOT_COLUMNS = dict(id=Integer, department_id=Integer, starts_at=UTCDateTime, ends_at=UTCDateTime,
                      visit_date=Date, free=Integer)
 _RANGE = (bindparam("date_from", type_=Date), bindparam("date_to", type_=Date),
           bindparam("now", type_=UTCDateTime))
 AVAILABLE_SLOTS = text(
-    "SELECT id, department_id, starts_at, ends_at, visit_date, capacity - booked AS free "
+    "SELECT id, department_id, starts_at, ends_at, visit_date, capacity - booked - held AS free "
     + _FREE_SLOTS + "ORDER BY starts_at, id"
 ).bindparams(*_RANGE).columns(**_SLOT_COLUMNS)
 FIRST_AVAILABLE_SLOTS = text(
-    "SELECT id, department_id, starts_at, ends_at, visit_date, capacity - booked AS free "
+    "SELECT id, department_id, starts_at, ends_at, visit_date, capacity - booked - held AS free "
     + _FREE_SLOTS + "ORDER BY starts_at, id LIMIT :limit"
 ).bindparams(*_RANGE).columns(**_SLOT_COLUMNS)
 OPEN_DAYS = text(
@@ -89,12 +90,13 @@ LINKED_NAME = text(
 
 SLOT_WITH_RULES = text(
     "SELECT s.id, s.department_id, s.starts_at, s.ends_at, s.visit_date, s.release_at, "
+    "s.release_mode, s.drawn, "
     "d.code, d.names, d.policy_overrides, h.timezone, h.policy_overrides AS hospital_policy "
     "FROM slot s JOIN department d ON d.id = s.department_id "
     "JOIN hospital h ON h.id = d.hospital_id WHERE s.id = :slot_id"
 ).columns(id=Integer, department_id=Integer, starts_at=UTCDateTime, ends_at=UTCDateTime,
-          visit_date=Date, release_at=UTCDateTime, code=String, names=JSON,
-          policy_overrides=JSON, timezone=String, hospital_policy=JSON)
+          visit_date=Date, release_at=UTCDateTime, release_mode=String, drawn=Boolean, code=String,
+          names=JSON, policy_overrides=JSON, timezone=String, hospital_policy=JSON)
 
 # Bookings that count towards quotas, within 90 days either side of the visit day.
 HELD_BOOKINGS = text(
@@ -139,8 +141,11 @@ PATIENT_FACTS = text(
     links=Integer, linked=Integer, own_address_id=Integer, other_names=Integer)
 
 # The capacity rule: succeeds only while a place is free, whatever runs alongside.
+# Held places (offered to the waitlist, or waiting for the next release) are not free,
+# and a draw's places are not sold before its draw has run.
 TAKE_PLACE = text(
-    "UPDATE slot SET booked = booked + 1 WHERE id = :slot_id AND booked < capacity RETURNING id"
+    "UPDATE slot SET booked = booked + 1 WHERE id = :slot_id AND booked + held < capacity "
+    "AND (release_mode = 'first_come' OR drawn) RETURNING id"
 )
 
 INSERT_LINK = text(
