@@ -567,22 +567,23 @@ def _demo_admin_lines(app: App, url: str) -> list[str]:
 
 
 def _deliver_in_background(app):
-    """The SQLite demo runs the outbox delivery loop in a thread of its own (a hospital
-    on PostgreSQL runs `assistant worker` processes instead)."""
+    """The SQLite demo runs the worker (scheduled jobs and outbox delivery) in a thread
+    of its own (a hospital on PostgreSQL runs `assistant worker` processes instead)."""
     import threading
 
-    from assistant import notify
+    from assistant import jobs, notify
     from assistant.bootstrap import build_senders, renderer_for
 
     senders = build_senders(app.settings)
     if not senders:
         click.echo("Notices wait in the outbox: no Twilio or Telegram sender is configured")
-        return None
     stop = threading.Event()
-    threading.Thread(target=notify.run, name="careline-outbox", daemon=True, args=(
+    threading.Thread(target=notify.run, name="careline-worker", daemon=True, args=(
         app.services, senders, renderer_for(app), app.clock),
-        kwargs={"default_locale": app.settings.default_locale, "stop": stop}).start()
-    click.echo(f"Delivering notices by {', '.join(sorted(senders))}")
+        kwargs={"default_locale": app.settings.default_locale, "stop": stop,
+                "due_work": lambda now, name: jobs.run_due_work(app.services, now, worker=name)}).start()
+    if senders:
+        click.echo(f"Delivering notices by {', '.join(sorted(senders))}")
     return stop
 
 
@@ -622,36 +623,81 @@ def admin_create_user(obj: Context, username: str, role: str, password_stdin: bo
               help="Seconds to wait when nothing is due.")
 @click.pass_obj
 def worker(obj: Context, once: bool, interval: float) -> None:
-    """Deliver the outbox: notices to patients by SMS and Telegram. Several workers may
-    run at once (each message is claimed by one)."""
+    """Run the scheduled jobs (draws, waitlist offers, reminders, no-shows) and deliver
+    the outbox by SMS, phone call and Telegram. Several workers may run at once: each
+    job and each message is claimed by one."""
     import threading
 
-    from assistant import notify
+    from assistant import jobs, notify
     from assistant.bootstrap import build_senders, renderer_for
 
     app = obj.migrated_app
     senders = build_senders(app.settings)
     if not senders:
-        _fail("no sender is configured: set ASSISTANT_TWILIO_ACCOUNT_SID, "
-              "ASSISTANT_TWILIO_AUTH_TOKEN and ASSISTANT_TWILIO_FROM_NUMBER, or "
-              "ASSISTANT_TELEGRAM_BOT_TOKEN")
+        click.echo("no sender is configured, so messages wait in the outbox: set "
+                   "ASSISTANT_TWILIO_ACCOUNT_SID, ASSISTANT_TWILIO_AUTH_TOKEN and "
+                   "ASSISTANT_TWILIO_FROM_NUMBER, or ASSISTANT_TELEGRAM_BOT_TOKEN", err=True)
     renderer = renderer_for(app)
+
+    def due_work(now, name):
+        return jobs.run_due_work(app.services, now, worker=name)
+
     try:
         if once:
-            report = notify.deliver_due(app.services, senders, renderer, app.clock(),
-                                        worker=notify.worker_name(),
-                                        default_locale=app.settings.default_locale, limit=1000)
-            click.echo(f"sent {report.sent}, to retry {report.retried}, given up {report.failed}")
+            name = notify.worker_name()
+            done = due_work(app.clock(), name)
+            click.echo(f"draws run {done.draws_run} (opened {done.draws_opened}), offers made "
+                       f"{done.offers_made} (expired {done.offers_expired}), places back on sale "
+                       f"{done.places_released}, reminders {done.reminders}, no-shows {done.no_shows}")
+            if senders:
+                report = notify.deliver_due(app.services, senders, renderer, app.clock(), worker=name,
+                                            default_locale=app.settings.default_locale, limit=1000)
+                click.echo(f"sent {report.sent}, to retry {report.retried}, given up {report.failed}")
             return
         stop = threading.Event()
         try:
             notify.run(app.services, senders, renderer, app.clock,
-                       default_locale=app.settings.default_locale, stop=stop, interval=interval)
+                       default_locale=app.settings.default_locale, stop=stop, interval=interval,
+                       due_work=due_work)
         except KeyboardInterrupt:
             stop.set()
     finally:
         for sender in senders.values():
             sender.close()
+
+
+@main.group()
+def draw() -> None:
+    """Draws: list them, and check one against its published seed."""
+
+
+@draw.command("list")
+@click.pass_obj
+def draw_list(obj: Context) -> None:
+    from assistant.booking import release
+
+    for row in release.list_draws(obj.app.services):
+        click.echo(f"{row.id}\t{row.department}\t{row.visit_date}\t{row.status}\tdraw at "
+                   f"{row.draw_at.isoformat()}\trequests {row.requests}\tcommitment {row.seed_hash}"
+                   + (f"\tseed {row.seed}" if row.seed else ""))
+
+
+@draw.command("verify")
+@click.argument("draw_id", type=int)
+@click.pass_obj
+def draw_verify(obj: Context, draw_id: int) -> None:
+    """Recompute a draw from its seed and stored requests and compare it with the
+    bookings made; exit status 1 if anything differs."""
+    from assistant.booking import release
+
+    report = release.verify_draw(obj.app.services, draw_id)
+    if report.ok:
+        click.echo(f"draw {draw_id}: verified. The seed matches its commitment, and {report.requests} "
+                   f"requests give the {report.placed} places and the waitlist order recorded.")
+        return
+    for problem in report.problems:
+        click.echo(f"draw {draw_id}: {problem}", err=True)
+    raise SystemExit(1)
 
 
 def webhook_lines(settings, local_url: str) -> list[str]:

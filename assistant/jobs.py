@@ -1,17 +1,21 @@
 """Jobs that span several steps: seeding a hospital, generating slots, preparing the
-demo. Each step is its own transaction.
+demo, and the worker's scheduled jobs (draws, the waitlist, reminders, no-shows). Each
+step is its own transaction.
 
 Rule: orchestration only; the rules live in booking/.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from assistant.booking import migrate, schedule, seed
+from assistant.booking import migrate, release, reminders, schedule, seed, service, waitlist
+from assistant.booking.jobs import claim_job
 from assistant.booking.models import Hospital
 from assistant.bootstrap import App
 
@@ -57,3 +61,46 @@ def prepare_for_serving(app: App) -> list[str]:
     else:
         lines.append("no hospital loaded: run `assistant seed --file HOSPITAL.toml`")
     return lines
+
+
+@dataclass
+class DueWork:
+    """What one round of the worker's scheduled jobs did."""
+
+    draws_opened: int = 0
+    draws_run: int = 0
+    offers_expired: int = 0
+    offers_made: int = 0
+    places_released: int = 0
+    reminders: int = 0
+    no_shows: int = 0
+
+    @property
+    def anything(self) -> bool:
+        return any(vars(self).values())
+
+
+def run_due_work(ctx, now: datetime, *, worker: str) -> DueWork:
+    """The scheduled jobs, in order: open draws whose requests begin (their commitment),
+    run due draws, move the waitlist on (expired offers, held places, releases), queue
+    the day-before reminders, and mark yesterday's no-shows. Each is claimed by its key
+    or made of conditional updates, so any number of workers may run this at once."""
+    done = DueWork()
+    done.draws_opened = release.open_due_draws(ctx, now)
+    for draw_id in release.due_draws(ctx, now):
+        if release.run_draw(ctx, draw_id, now=now, worker=worker) is not None:
+            done.draws_run += 1
+    moved = waitlist.run_due(ctx, now)
+    done.offers_expired, done.offers_made, done.places_released = moved.expired, moved.offered, moved.released
+    done.reminders = reminders.send_reminders(ctx, now, worker=worker).queued
+    done.no_shows = _no_shows_once_a_day(ctx, now, worker=worker)
+    return done
+
+
+def _no_shows_once_a_day(ctx, now: datetime, *, worker: str) -> int:
+    """Yesterday's bookings still 'booked' become no-shows, once per (UTC) day."""
+    with ctx.uow() as uow:
+        if not claim_job(uow.session, f"no_shows:{now.date().isoformat()}", worker=worker, now=now):
+            return 0
+        uow.commit()
+    return service.mark_no_shows(ctx, now=now).marked

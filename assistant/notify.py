@@ -15,7 +15,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from assistant.booking import outbox
 from assistant.channels.senders import Sender, SendError
@@ -66,15 +66,23 @@ def deliver_due(ctx, senders: Mapping[str, Sender], renderer, now: datetime, *, 
 
 
 def run(ctx, senders: Mapping[str, Sender], renderer, clock: Callable[[], datetime], *,
-        default_locale: str, stop: threading.Event, interval: float = 5.0) -> None:
-    """Deliver until `stop` is set; a failing round is logged and the loop goes on."""
+        default_locale: str, stop: threading.Event, interval: float = 5.0,
+        due_work: Callable[[datetime, str], Any] | None = None) -> None:
+    """Run the scheduled jobs (`due_work`) and deliver, until `stop` is set; a failing
+    round is logged and the loop goes on."""
     worker = worker_name()
     while not stop.is_set():
+        busy = False
+        if due_work is not None:
+            try:
+                busy = bool(due_work(clock(), worker).anything)
+            except Exception as exc:  # a job failed: its claim rolled back, so it runs again
+                log.error("a scheduled job failed: %s", type(exc).__name__)
         try:
             report = deliver_due(ctx, senders, renderer, clock(), worker=worker,
-                                 default_locale=default_locale)
+                                 default_locale=default_locale) if senders else DeliveryReport()
         except Exception as exc:  # the database may be away for a moment: try again later
             log.error("an outbox round failed: %s", type(exc).__name__)
             report = DeliveryReport()
-        if report.handled == 0:
+        if report.handled == 0 and not busy:
             stop.wait(interval)

@@ -61,12 +61,17 @@ def add_hospital(session, *, code: str = "test", departments=("cardiology", "eye
 
 
 def add_slot(session, department_id: int, day: date, hh: int, mm: int = 0, *,
-             capacity: int = 1, minutes: int = 30, release_at: datetime | None = None) -> int:
+             capacity: int = 1, minutes: int = 30, release_at: datetime | None = None,
+             requests_open_at: datetime | None = None) -> int:
+    """A first-come slot; with `requests_open_at`, a slot released by draw, whose draw
+    is at `release_at`."""
     starts = local(day, hh, mm)
     slot = Slot(department_id=department_id, starts_at=starts,
                 ends_at=starts + timedelta(minutes=minutes), visit_date=day,
                 capacity=capacity, booked=0,
-                release_at=release_at or local(day - timedelta(days=7), 15))
+                release_at=release_at or local(day - timedelta(days=7), 15),
+                release_mode="draw" if requests_open_at is not None else "first_come",
+                requests_open_at=requests_open_at)
     session.add(slot)
     session.flush()
     return slot.id

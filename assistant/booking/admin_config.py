@@ -22,7 +22,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from assistant.booking import audit, outbox, schedule
+from assistant.booking import audit, outbox, schedule, waitlist
 from assistant.booking.inputs import ServiceContext
 from assistant.booking.models import (
     BOOKED,
@@ -512,6 +512,9 @@ def close_day(ctx: ServiceContext, *, day: date, department_id: int | None, reas
             cancelled.append(booking.code)
             if not _tell_patient(ctx, session, booking, staff, now):
                 not_told.append(booking.code)
+        # Places held for the day's waitlist go with it, and its waitlist is told nothing
+        # more: the day is closed.
+        waitlist.close_day(session, dept_ids, day, now)
         # Nobody books the closed day from now on: each slot keeps only the places still
         # held (checked in today), recorded so that the trail rebuilds it.
         closed_slots = session.execute(
@@ -682,7 +685,7 @@ def set_slot_capacity(ctx: ServiceContext, slot_id: int, capacity: int, *, staff
         if found.ends_at <= now:
             raise ConfigError(N_("That slot is over, so it can't be changed."))
         was = found.capacity
-        changed = session.execute(update(Slot).where(Slot.id == slot_id, Slot.booked <= capacity)
+        changed = session.execute(update(Slot).where(Slot.id == slot_id, Slot.booked + Slot.held <= capacity)
                                   .values(capacity=capacity, capacity_set_by_staff=True)
                                   .returning(Slot.booked)).first()
         if changed is None:
@@ -691,6 +694,11 @@ def set_slot_capacity(ctx: ServiceContext, slot_id: int, capacity: int, *, staff
                                  "less than that."), n=booked)
         _record(ctx, session, staff, "slot.capacity_changed", f"slot:{slot_id}",
                 {"slot": slot_id, "capacity": capacity, "was": was}, now)
+        session.refresh(found)
+        if found.release_at <= now and (found.release_mode == "first_come" or found.drawn):
+            # Places added to a slot on sale go to the waitlist first, like freed ones.
+            for _ in range(capacity - was):
+                waitlist.free_place(ctx, session, slot_id, "capacity", now, was_booked=False)
         uow.commit()
 
 

@@ -35,6 +35,14 @@ def draw_moment(requests_open_at: datetime, draw_time: time, tz: ZoneInfo) -> da
     return moment if moment > opened else local_moment(opened.date() + timedelta(days=1), draw_time, tz)
 
 
+def next_release(policy: Policy, tz: ZoneInfo, now: datetime) -> datetime:
+    """The department's next daily release moment after `now`: when places freed
+    today with nobody waiting go back on sale."""
+    today = now.astimezone(tz).date()
+    moment = local_moment(today, policy.release_time, tz)
+    return moment if moment > now else local_moment(today + timedelta(days=1), policy.release_time, tz)
+
+
 def booking_closes_at(policy: Policy, visit_date: date, tz: ZoneInfo) -> datetime:
     """Booking closes at close_time on the day before the visit."""
     return local_moment(visit_date - timedelta(days=1), policy.close_time, tz)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
-from assistant.booking import audit, policy as rules
+from assistant.booking import audit, policy as rules, waitlist
 from assistant.booking.models import (
     Booking,
     Department,
@@ -114,9 +114,11 @@ def generate_slots(session: Session, *, base_policy: Policy, start: date, days: 
         select(ScheduleException).where(ScheduleException.day >= start, ScheduleException.day <= end)
     ).scalars().all()
     planned: dict[tuple[int, datetime], PlannedSlot] = {}
+    rules_of = {}
     for template, department, hospital in templates:
         tz = ZoneInfo(hospital.timezone)
         policy = base_policy.overridden(hospital.policy_overrides).overridden(department.policy_overrides)
+        rules_of[department.id] = (policy, tz)
         active = template.active and department.active
         for offset in range(days):
             day = start + timedelta(days=offset)
@@ -137,7 +139,7 @@ def generate_slots(session: Session, *, base_policy: Policy, start: date, days: 
     # A slot added to a day whose draw has run is on sale like the draw's leftovers.
     drawn_days = set(session.execute(
         select(Draw.department_id, Draw.visit_date).where(
-            Draw.status == "drawn", Draw.visit_date >= start, Draw.visit_date <= end)).tuples())
+            Draw.status == "drawn", Draw.visit_date >= start, Draw.visit_date <= end)).all())
     seen = set()
     recorded = _Recorded()
     for slot in existing:
@@ -147,8 +149,14 @@ def generate_slots(session: Session, *, base_policy: Policy, start: date, days: 
             _remove_or_close(session, slot, report, recorded)
             continue
         seen.add(key)
-        # A capacity staff set by hand stays; the schedule's otherwise, never below the bookings.
-        capacity = slot.capacity if slot.capacity_set_by_staff else max(wanted.capacity, slot.booked)
+        # A capacity staff set by hand stays; the schedule's otherwise, never below the
+        # places booked or held.
+        capacity = slot.capacity if slot.capacity_set_by_staff else max(wanted.capacity, slot.booked + slot.held)
+        on_sale = slot.release_at <= now and (slot.release_mode == "first_come" or slot.drawn)
+        if on_sale and capacity > slot.capacity:
+            policy, tz = rules_of[slot.department_id]
+            waitlist.hold_added_places(session, slot, capacity - slot.capacity,
+                                       rules.next_release(policy, tz, now), now)
         if (slot.capacity, slot.release_at, slot.ends_at) != (capacity, wanted.release_at, wanted.ends_at):
             slot.capacity, slot.release_at, slot.ends_at = capacity, wanted.release_at, wanted.ends_at
             report.updated += 1

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from assistant.booking import audit, book, driver, outbox, policy as rules, results as r, statements as sql
+from assistant.booking import audit, book, driver, outbox, policy as rules, results as r, statements as sql, waitlist
 from assistant.booking.book import book_slot
 from assistant.booking.phone_links import PhoneLinked, link_phone
 from assistant.booking.events import claim_event
@@ -101,12 +101,6 @@ log = logging.getLogger(__name__)
 # ---- cancelling and rescheduling (booking itself is in book.py) ------------------------
 
 
-def _free_place(session: Session, slot_id: int) -> None:
-    session.execute(
-        update(Slot).where(Slot.id == slot_id, Slot.booked > 0).values(booked=Slot.booked - 1)
-    )
-
-
 
 def cancel_booking(ctx: ServiceContext, *, code: str, requester: Requester, channel: str,
                    now: datetime, idempotency_key: str | None = None) -> r.Cancelled | r.Refusal:
@@ -135,8 +129,8 @@ def cancel_booking(ctx: ServiceContext, *, code: str, requester: Requester, chan
         booking.updated_at = now
         if not is_staff:
             booking.counted_against = liable_for(session, booking)
-        _free_place(session, slot.id)
         session.flush()
+        waitlist.free_place(ctx, session, slot.id, "cancelled", now)
         actor = requester_actor(ctx, session, requester, channel)
         audit.append(session, ctx.keyring.audit_key, actor=actor, action="booking.cancelled",
                      subject=f"booking:{booking.code}",
@@ -197,8 +191,8 @@ def reschedule_booking(ctx: ServiceContext, *, code: str, new_slot_id: int,
         old.cancel_reason = "rescheduled"
         old.cancelled_at = now
         old.updated_at = now
-        _free_place(session, old.slot_id)
         session.flush()
+        waitlist.free_place(ctx, session, old.slot_id, "rescheduled", now)
         entries = placed.entries + [audit.Entry(actor, "booking.rescheduled", f"booking:{old.code}",
                                                 {"patient": patient_ref(patient), "to": new.code}, now)]
         return book.keep(ctx, uow, db, key, r.Rescheduled(booking=new, previous_code=old.code),

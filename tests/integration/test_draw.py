@@ -1,0 +1,232 @@
+"""Release by draw, on both databases: requests follow the booking rules, the seed is
+committed before the first request and revealed only at the draw, the draw is
+deterministic from its seed, `verify_draw` recomputes it and catches tampering, and a
+draw runs once however many workers try."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from assistant.booking import release, results as r, service
+from assistant.booking.models import AuditEvent, Booking, Draw, DrawRequest, OutboxMessage, Slot, WaitlistEntry
+from tests.support import add_hospital, add_slot, person, phone, utc, local
+
+VISIT = date(2026, 12, 7)  # a Monday; the tests' clock is 1 December, 09:00 in Shanghai
+
+
+@pytest.fixture
+def eyes(services, now):
+    """Eyes on 7 December: two morning places and one afternoon place, by draw, with
+    requests open from an hour ago until six hours from now."""
+    with services.uow() as uow:
+        depts = add_hospital(uow.session)
+        opens, draw_at = now - timedelta(hours=1), now + timedelta(hours=6)
+        slots = [add_slot(uow.session, depts["eyes"], VISIT, hh, capacity=1, release_at=draw_at,
+                          requests_open_at=opens) for hh in (9, 10, 14)]
+        uow.commit()
+    return {"department": depts["eyes"], "slots": slots, "draw_at": draw_at, "depts": depts}
+
+
+def name_of(n: int) -> str:
+    return "Patient " + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[n % 26] * (1 + n // 26)
+
+
+def ask(services, eyes, now, n: int, part: str = "any", **kw):
+    return release.request_place(services, department_id=eyes["department"], visit_date=VISIT, part=part,
+                                 channel="sms", now=now, booked_by=kw.pop("address", phone(n)),
+                                 identity_input=kw.pop("who", None) or person(name_of(n)), **kw)
+
+
+def test_a_request_is_taken_while_requests_are_open_and_says_when_the_draw_is(services, eyes, now):
+    result = ask(services, eyes, now, 1, part="morning")
+    assert isinstance(result, r.Requested), result
+    assert (result.kind, result.part, result.draw_at) == ("draw", "morning", eyes["draw_at"])
+
+
+def test_requests_are_refused_before_the_window_and_after_the_draw_time(services, eyes, now):
+    early = ask(services, eyes, now - timedelta(hours=2), 1)
+    late = ask(services, eyes, eyes["draw_at"], 2)
+    assert isinstance(early, r.RequestsClosed) and early.opens_at == now - timedelta(hours=1)
+    assert isinstance(late, r.RequestsClosed)
+
+
+def test_one_request_per_identity_from_any_address(services, eyes, now):
+    who = person("Li Na")
+    assert isinstance(ask(services, eyes, now, 1, who=who), r.Requested)
+    again = ask(services, eyes, now, 2, who=who)  # the same ID from another phone
+    assert isinstance(again, r.AlreadyRequested)
+
+
+def test_the_address_patient_limit_applies_to_requests(services, eyes, now):
+    results = [ask(services, eyes, now, 0, address=phone(0), who=person("Family " + name_of(n))) for n in range(4)]
+    assert all(isinstance(x, r.Requested) for x in results[:3])
+    assert isinstance(results[3], r.TooManyPatients)
+
+
+def test_first_come_booking_of_a_draw_slot_is_refused_before_the_draw(services, eyes, now):
+    result = service.book_slot(services, slot_id=eyes["slots"][0], channel="sms", now=now + timedelta(hours=7),
+                               identity_input=person(), booked_by=phone(9))
+    assert isinstance(result, r.NotYetOpen)
+
+
+def test_the_commitment_is_written_before_the_first_request_and_the_seed_only_at_the_draw(services, eyes, now):
+    ask(services, eyes, now, 1)
+    with services.uow.read_only() as uow:
+        seed_hash, seed, seed_encrypted = uow.session.execute(
+            select(Draw.seed_hash, Draw.seed, Draw.seed_encrypted)).one()
+        events = uow.session.execute(select(AuditEvent.action, AuditEvent.details)
+                                     .order_by(AuditEvent.id)).all()
+    actions = [action for action, _ in events]
+    assert actions.index("draw.opened") < actions.index("draw.requested")
+    assert events[actions.index("draw.opened")][1]["seed_hash"] == seed_hash
+    assert seed is None  # secret until the draw
+    secret = services.keyring.decrypt(seed_encrypted)
+    assert secret not in str([details for _, details in events])
+    assert release.seed_commitment(secret) == seed_hash
+
+
+def run(services, eyes, worker="w1"):
+    with services.uow.read_only() as uow:
+        draw_id = uow.session.execute(select(Draw.id)).scalar_one()
+    return draw_id, release.run_draw(services, draw_id, now=eyes["draw_at"], worker=worker)
+
+
+def test_the_draw_places_as_many_as_fit_and_waitlists_the_rest_in_the_draws_order(services, eyes, now):
+    for n in range(6):
+        assert isinstance(ask(services, eyes, now, n, part="any" if n % 2 else "morning"), r.Requested)
+    draw_id, report = run(services, eyes)
+    assert (report.requests, report.placed, report.waitlisted) == (6, 3, 3)
+    with services.uow.read_only() as uow:
+        s = uow.session
+        draw = s.get(Draw, draw_id)
+        status, seed, seed_hash = draw.status, draw.seed, draw.seed_hash
+        requests = [(q.id, q.status, q.patient_id) for q in
+                    s.execute(select(DrawRequest).order_by(DrawRequest.position)).scalars()]
+        slots = [(x.booked, x.drawn) for x in s.execute(select(Slot).order_by(Slot.starts_at)).scalars()]
+        waitlist = s.execute(select(WaitlistEntry.patient_id).order_by(WaitlistEntry.draw_position)).scalars().all()
+        notices = s.execute(select(OutboxMessage.message)).scalars().all()
+    assert status == "drawn" and release.seed_commitment(seed) == seed_hash
+    assert [rid for rid, _, _ in requests] == release.draw_order(seed, [rid for rid, _, _ in requests])
+    assert slots == [(1, True)] * 3
+    assert waitlist == [patient for _, state, patient in requests if state == "waitlisted"]
+    assert sorted(notices) == ["draw_placed"] * 3 + ["draw_waitlisted"] * 3
+    assert release.verify_draw(services, draw_id).ok
+
+
+def test_a_morning_request_never_gets_an_afternoon_place(services, eyes, now):
+    for n in range(3):
+        ask(services, eyes, now, n, part="morning")
+    draw_id, report = run(services, eyes)
+    with services.uow.read_only() as uow:
+        afternoon = uow.session.get(Slot, eyes["slots"][2]).booked
+    assert (report.placed, report.waitlisted, afternoon) == (2, 1, 0)
+    # The afternoon place nobody asked for goes on sale after the draw, first come.
+    later = service.book_slot(services, slot_id=eyes["slots"][2], channel="sms", now=eyes["draw_at"],
+                              identity_input=person("Late"), booked_by=phone(50))
+    assert isinstance(later, r.Booked)
+
+
+def test_the_order_is_fixed_by_the_seed(services, eyes, now):
+    ids = list(range(1, 200))
+    assert release.draw_order("ab" * 32, ids) == release.draw_order("ab" * 32, list(reversed(ids)))
+    assert release.draw_order("ab" * 32, ids) != release.draw_order("cd" * 32, ids)
+    places = [release.DrawPlace(1, "morning", 1), release.DrawPlace(2, "afternoon", 2)]
+    assert release.assign([(5, "afternoon"), (6, "morning"), (7, "any"), (8, "any")], places) == {
+        5: 2, 6: 1, 7: 2, 8: None}
+
+
+def test_verify_catches_a_booking_moved_after_the_draw(services, eyes, now):
+    for n in range(4):
+        ask(services, eyes, now, n)
+    draw_id, _ = run(services, eyes)
+    with services.uow() as uow:
+        placed = uow.session.execute(select(DrawRequest).where(DrawRequest.status == "placed")
+                                     .order_by(DrawRequest.position)).scalars().all()
+        first, second = (uow.session.get(Booking, q.booking_id) for q in placed[:2])
+        first.slot_id, second.slot_id = second.slot_id, first.slot_id  # swapped by someone
+        uow.commit()
+    report = release.verify_draw(services, draw_id)
+    assert not report.ok and any("should have slot" in p for p in report.problems)
+
+
+def test_verify_catches_a_seed_that_does_not_match_its_commitment(services, eyes, now):
+    for n in range(3):
+        ask(services, eyes, now, n)
+    draw_id, _ = run(services, eyes)
+    with services.uow() as uow:
+        uow.session.execute(update(Draw).values(seed="00" * 32))
+        uow.commit()
+    report = release.verify_draw(services, draw_id)
+    assert "the seed does not match the commitment" in report.problems
+
+
+def test_verify_catches_a_request_moved_up_the_queue(services, eyes, now):
+    for n in range(5):
+        ask(services, eyes, now, n)
+    draw_id, _ = run(services, eyes)
+    with services.uow() as uow:
+        last = uow.session.execute(select(DrawRequest).order_by(DrawRequest.position.desc())).scalars().first()
+        last.position = 1
+        uow.commit()
+    assert not release.verify_draw(services, draw_id).ok
+
+
+def test_a_draw_runs_once_however_many_workers_try(services, eyes, now):
+    for n in range(5):
+        ask(services, eyes, now, n)
+    with services.uow.read_only() as uow:
+        draw_id = uow.session.execute(select(Draw.id)).scalar_one()
+    results = []
+
+    def worker(name):
+        results.append(release.run_draw(services, draw_id, now=eyes["draw_at"], worker=name))
+
+    threads = [threading.Thread(target=worker, args=(f"w{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(1 for x in results if x is not None) == 1
+    with services.uow.read_only() as uow:
+        assert uow.session.execute(select(Booking)).scalars().all().__len__() == 3
+    assert release.verify_draw(services, draw_id).ok
+
+
+def test_a_draw_is_not_run_before_its_time(services, eyes, now):
+    ask(services, eyes, now, 1)
+    with services.uow.read_only() as uow:
+        draw_id = uow.session.execute(select(Draw.id)).scalar_one()
+    assert release.run_draw(services, draw_id, now=eyes["draw_at"] - timedelta(seconds=1), worker="w") is None
+
+
+def test_a_suspension_that_began_after_the_request_is_refused_at_the_draw(services, eyes, now):
+    from assistant.booking.models import Suspension
+
+    ask(services, eyes, now, 1)
+    ask(services, eyes, now, 2)
+    with services.uow() as uow:
+        patient_id = uow.session.execute(select(DrawRequest.patient_id).order_by(DrawRequest.id)).scalars().first()
+        uow.session.add(Suspension(patient_id=patient_id, rule="no_shows", starts_at=now,
+                                   ends_at=now + timedelta(days=90)))
+        uow.commit()
+    draw_id, report = run(services, eyes)
+    assert (report.placed, report.refused) == (1, 1)
+    assert release.verify_draw(services, draw_id).ok
+
+
+def test_open_due_draws_publishes_the_commitment_when_requests_open(services, eyes, now):
+    assert release.open_due_draws(services, now) == 1
+    assert release.open_due_draws(services, now) == 0
+    with services.uow.read_only() as uow:
+        assert uow.session.execute(select(AuditEvent.action).where(
+            AuditEvent.action == "draw.opened")).scalars().all() == ["draw.opened"]
+
+
+def test_the_day_has_local_times(eyes):
+    assert release.part_of_day(local(VISIT, 11, 59)) == "morning"
+    assert release.part_of_day(local(VISIT, 12, 0)) == "afternoon"
+    assert utc(local(VISIT, 9)).hour == 1
