@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Sequence
 from zoneinfo import ZoneInfo
 
-from assistant.booking import identity, results as r, service
+from assistant.booking import identity, release, reminders, results as r, service, waitlist
 from assistant.booking.identity import IdentityRefusal
 from assistant.booking.inputs import AddressInput, IdentityInput, ServiceContext
 from assistant.engine import ports
@@ -186,6 +186,50 @@ class ServiceBackend:
                                             channel=self.channel, now=now,
                                             idempotency_key=self._key(key, "reschedule"))
         return _done(result.booking) if isinstance(result, r.Rescheduled) else self._refused(result, now)
+
+    # -- a fair release: requests, offers and reminders
+
+    def request_days(self, department_id: int, now: datetime) -> Sequence[ports.RequestDay]:
+        return [ports.RequestDay(d.day, d.kind, d.parts, d.closes_at)
+                for d in release.request_days(self.ctx, department_id=department_id, now=now)]
+
+    def request(self, who: ports.NewPatient | int, department_id: int, day: date, part: str, relation: str,
+                now: datetime, key: str | None) -> ports.Requested | ports.Refused:
+        self._available_cache.clear()
+        kwargs = {"patient_ref": who} if isinstance(who, int) else {"identity_input": IdentityInput(
+            who.id_kind, who.id_number, who.name, who.birth_date, who.document, who.country)}
+        result = release.request_place(self.ctx, department_id=department_id, visit_date=day, part=part,
+                                       channel=self.channel, now=now, booked_by=self.acting,
+                                       relation="family" if relation == "family" else "self",
+                                       idempotency_key=self._key(key, "request"), **kwargs)
+        if isinstance(result, r.Requested):
+            return ports.Requested(result.kind, result.visit_date, result.part, result.department_names,
+                                   result.draw_at, result.position,
+                                   who if isinstance(who, int) else None)
+        return self._refused(result, now)
+
+    def pending_question(self, now: datetime) -> ports.Question | None:
+        profile = self._address_profile() if self.address == self.acting else None
+        if profile is not None and (profile.question_until is None or profile.question_until <= now):
+            return None  # nothing asked of this address is still open: no query
+        found = service.pending_question(self.ctx, self.acting, now)
+        if found is None:
+            return None
+        return ports.Question(found.kind, found.department_names, found.starts_at, found.expires_at,
+                              found.asked_at, found.code)
+
+    def answer_question(self, accept: bool, now: datetime, key: str | None) -> ports.Answered | ports.Refused:
+        question = self.pending_question(now)
+        if question is None:
+            return _refused(r.NothingToAnswer())
+        answer = waitlist.answer_offer if question.kind == "offer" else reminders.answer_reminder
+        result = answer(self.ctx, address=self.acting, channel=self.channel, now=now,
+                        idempotency_key=self._key(key, "answer"),
+                        **({"accept": accept} if question.kind == "offer" else {"keep": accept}))
+        if isinstance(result, r.Answered):
+            starts_at = result.booking.starts_at if result.booking is not None else question.starts_at
+            return ports.Answered(result.question, result.accepted, result.code, starts_at)
+        return self._refused(result, now)
 
     def remember_locale(self, locale: str, patient_ref: int | None, now: datetime) -> None:
         service.remember_locale(self.ctx, self.address, locale, patient_ref=patient_ref, now=now)

@@ -26,6 +26,22 @@ TEXTS = {
     "moved_for_you": N_(
         "A booking in your name was moved: {department}, {date} {time}, new code {code}. "
         "To cancel it, message us, choose My bookings and send the code and the last 4 characters of your ID."),
+    # A fair release (booking/release.py, waitlist.py, reminders.py).
+    "draw_placed": N_(
+        "The draw is done and you have a place: {department}, {date} {time}, code {code}. "
+        "Please bring the ID card and this code."),
+    "draw_waitlisted": N_(
+        "The draw is done. There was no place for you on {date} in {department}; you are number "
+        "{position} on its waiting list. If a place comes free, we will offer it to you."),
+    "draw_refused": N_(
+        "Your request for {department} on {date} could not be placed: a booking limit or a pause "
+        "applies to this patient. Please call the desk for help."),
+    "place_offered": N_(
+        "A place has come free for you: {department}, {date} {time}. Reply 1 within {minutes} "
+        "minutes to take it, or 2 to pass it to the next person."),
+    "reminder": N_(
+        "Reminder: {department}, tomorrow {date} {time}, code {code}. Reply 1 to keep it, "
+        "or 2 to release it for someone waiting."),
 }
 
 
@@ -37,4 +53,5 @@ def notice_message(message: str, params: Mapping[str, Any]) -> Msg:
     text = TEXTS.get(message, TEXTS["booked_for_you"])
     return msg(text, department=Names(dict(params.get("department") or {})),
                date=When(starts_at, "date_short"), time=When(starts_at, "time"),
-               code=params.get("code", ""))
+               code=params.get("code", ""), position=params.get("position", ""),
+               minutes=params.get("minutes", ""))

@@ -72,6 +72,9 @@ class FakeBackend:
     generic_documents: tuple[str, ...] = ("passport", "travel_permit")
     groups: tuple = ()
     calls: list[str] = field(default_factory=list)
+    # A fair release: days open for requests by department, and a question we sent.
+    request_days_: dict[int, list[ports.RequestDay]] = field(default_factory=dict)
+    question: ports.Question | None = None
     _codes: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     @classmethod
@@ -202,17 +205,48 @@ class FakeBackend:
         slot = self._slot(slot_id)
         if slot is None or slot.booked >= slot.capacity:
             return ports.Refused("slot_full")
-        if isinstance(who, int):
-            ref = who
-        else:
-            ref = max(self.patients, default=0) + 1
-            self.patients[ref] = ports.PatientInfo(ref, who.name, who.id_number[-4:],
-                                                   "family" if relation == "family" else "self")
+        ref = who if isinstance(who, int) else self._new_patient(who, relation)
         slot.booked += 1
         code = f"CODE{next(self._codes):04d}"
         self.bookings_.append(FakeBooking(code, ref, slot_id))
         dept = next(d for d in self.departments_ if d.id == slot.department_id)
         return ports.Done(code, slot.starts_at, dept.names, ref)
+
+    def request_days(self, department_id, now):
+        return list(self.request_days_.get(department_id, ()))
+
+    def request(self, who, department_id, day, part, relation, now, key):
+        self.calls.append(f"request:{department_id}:{day.isoformat()}:{part}")
+        if self.refuse_next is not None:
+            refused, self.refuse_next = self.refuse_next, None
+            return refused
+        offered = next((d for d in self.request_days_.get(department_id, ()) if d.day == day), None)
+        if offered is None:
+            return ports.Refused("requests_closed")
+        ref = who if isinstance(who, int) else self._new_patient(who, relation)
+        dept = next(d for d in self.departments_ if d.id == department_id)
+        return ports.Requested(offered.kind, day, part, dept.names, offered.closes_at,
+                               None if offered.kind == "draw" else 3, ref)
+
+    def pending_question(self, now):
+        if self.question is None or self.question.expires_at <= now:
+            return None
+        return self.question
+
+    def answer_question(self, accept, now, key):
+        question = self.pending_question(now)
+        self.calls.append(f"answer:{question.kind if question else None}:{accept}")
+        if question is None:
+            return ports.Refused("nothing_to_answer")
+        self.question = None
+        code = f"CODE{next(self._codes):04d}" if question.kind == "offer" and accept else question.code
+        return ports.Answered(question.kind, accept, code, question.starts_at)
+
+    def _new_patient(self, who, relation):
+        ref = max(self.patients, default=0) + 1
+        self.patients[ref] = ports.PatientInfo(ref, who.name, who.id_number[-4:],
+                                               "family" if relation == "family" else "self")
+        return ref
 
     def find_booking(self, code, id_last4, now):
         for booking in self.bookings_:

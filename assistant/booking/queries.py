@@ -274,6 +274,8 @@ class AddressProfile:
     slow_speech: bool = False
     # A Telegram chat that shared its own number acts as that phone (phone_links.py).
     speaks_for: AddressInput | None = None
+    # Until when a waitlist offer or a reminder may be waiting for this address's answer.
+    question_until: datetime | None = None
 
 
 def address_profile(ctx: ServiceContext, address: AddressInput) -> AddressProfile:
@@ -282,7 +284,7 @@ def address_profile(ctx: ServiceContext, address: AddressInput) -> AddressProfil
         if found is None:
             return AddressProfile(None, False)
         return AddressProfile(found.locale, found.opted_out_at is not None, found.slow_speech,
-                              phone_links.speaks_for(ctx, uow.session, found))
+                              phone_links.speaks_for(ctx, uow.session, found), found.question_until)
 
 
 def hospital(ctx: ServiceContext) -> HospitalView | None:
@@ -320,10 +322,23 @@ def last_booked(ctx: ServiceContext, address: AddressInput) -> tuple[r.LinkedPat
 
 def release_of_day(ctx: ServiceContext, *, department_id: int, day: date,
                    now: datetime) -> datetime | None:
-    """When the first not-yet-released slot of that day opens, if any."""
+    """When the first not-yet-released slot of that day opens (a draw's day: when its
+    requests open), if any."""
     with ctx.uow.read_only() as uow:
         return uow.session.execute(
-            select(func.min(Slot.release_at)).where(
+            select(func.min(func.coalesce(Slot.requests_open_at, Slot.release_at))).where(
                 Slot.department_id == department_id, Slot.visit_date == day,
-                Slot.release_at > now, Slot.capacity > Slot.booked)
+                func.coalesce(Slot.requests_open_at, Slot.release_at) > now, Slot.capacity > Slot.booked)
         ).scalar_one_or_none()
+
+
+def pending_question(ctx: ServiceContext, address: AddressInput, now: datetime):
+    """The offer or reminder this address may answer now (booking/reminders.py), or
+    None. Most turns are settled by the address row the turn has already read."""
+    from assistant.booking import reminders
+
+    with ctx.uow.read_only() as uow:
+        found = find_address(ctx, uow.session, address)
+        if found is None or found.question_until is None or found.question_until <= now:
+            return None
+        return reminders.pending_question(ctx, uow.session, found.id, now)

@@ -217,6 +217,7 @@ class AddressRow:
     slow_speech: bool
     phone_address_id: int | None
     address_encrypted: str
+    question_until: datetime | None = None  # a waitlist offer or reminder may await an answer
 
 
 def find_address(ctx: ServiceContext, session: Session, address: AddressInput) -> AddressRow | None:

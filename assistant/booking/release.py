@@ -20,7 +20,7 @@ import hashlib
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterable, Sequence
 from zoneinfo import ZoneInfo
 
@@ -38,6 +38,7 @@ from assistant.booking.models import (
     WAITLISTED,
     AuditEvent,
     Booking,
+    ChannelAddress,
     Department,
     Draw,
     DrawRequest,
@@ -430,8 +431,9 @@ def run_draw(ctx: ServiceContext, draw_id: int, *, now: datetime, worker: str) -
         session.execute(update(Slot).where(Slot.department_id == draw.department_id,
                                            Slot.visit_date == draw.visit_date,
                                            Slot.release_mode == "draw").values(drawn=True))
+        notices = _deliverable(session, notices)
         if notices:
-            session.execute(insert(OutboxMessage), [n for n in notices if n is not None])
+            session.execute(insert(OutboxMessage), notices)
         draw.status, draw.seed, draw.drawn_at = "drawn", seed, now
         session.flush()
         audit.defer(session, ctx.keyring.audit_key, [audit.Entry(actor, "draw.drawn", f"draw:{draw_id}", {
@@ -443,15 +445,31 @@ def run_draw(ctx: ServiceContext, draw_id: int, *, now: datetime, worker: str) -
 
 
 def _notice(request: DrawRequest, message: str, department: Department, draw: Draw, now: datetime,
-            **extra: Any) -> dict | None:
-    """An outbox row telling a requester the draw's result (the sender renders it)."""
-    starts_at = extra.pop("starts_at", None)
+            **extra: Any) -> dict:
+    """An outbox row telling a requester the draw's result (the sender renders it). A
+    result without a time is dated at noon UTC: the visit day in any hospital's zone."""
+    starts_at = extra.pop("starts_at", None) or datetime.combine(draw.visit_date, time(12, 0), tzinfo=timezone.utc)
     params = {"department": dict(department.names), "visit_date": draw.visit_date.isoformat(),
-              "starts_at": (starts_at or datetime.combine(draw.visit_date, time(0), tzinfo=now.tzinfo)).isoformat(),
-              **extra}
+              "starts_at": starts_at.isoformat(), **extra}
     return {"address_id": request.address_id, "patient_id": request.patient_id, "message": message,
             "params": params, "locale": None, "status": "pending", "attempts": 0, "created_at": now,
             "channel": request.channel}
+
+
+def _deliverable(session: Session, notices: list[dict]) -> list[dict]:
+    """The notices in each address's language; none for a console address (the
+    terminal and /try), which nothing delivers to."""
+    addresses = {n["address_id"] for n in notices}
+    known = {row.id: row for row in session.execute(
+        select(ChannelAddress.id, ChannelAddress.kind, ChannelAddress.locale)
+        .where(ChannelAddress.id.in_(addresses))).all()} if addresses else {}
+    kept = []
+    for notice in notices:
+        address = known.get(notice["address_id"])
+        if address is None or address.kind == "console":
+            continue
+        kept.append({**notice, "locale": address.locale})
+    return kept
 
 
 def _refusals_at_draw(session: Session, policy, draw: Draw, ordered: list[DrawRequest],
@@ -596,3 +614,53 @@ def list_draws(ctx: ServiceContext, *, day: date | None = None, limit: int = 200
     with ctx.uow.read_only() as uow:
         return [DrawRow(d.id, code, d.department_id, d.visit_date, d.status, d.opens_at, d.draw_at,
                         d.seed_hash, d.seed, n) for d, code, n in uow.session.execute(query).all()]
+
+
+# ---- what a conversation may ask for ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestDay:
+    """A day a patient may ask a place for: in its draw (`kind` "draw", until
+    `closes_at`), or on its waitlist because it is full (`kind` "waitlist"). `parts`:
+    the parts of the day its slots fall in."""
+
+    day: date
+    kind: str
+    parts: tuple[str, ...]
+    closes_at: datetime | None = None
+
+
+def request_days(ctx: ServiceContext, *, department_id: int, now: datetime, days_ahead: int = 31,
+                 limit: int = 4) -> list[RequestDay]:
+    """Days open for requests (draws first), then released days with no free place,
+    whose waitlist a patient may join (until booking for the day closes)."""
+    from assistant.booking.records import department_rules
+
+    with ctx.uow.read_only() as uow:
+        session = uow.session
+        department = session.get(Department, department_id)
+        if department is None or not department.active:
+            return []
+        policy, tz = department_rules(ctx, session, department)
+        today = now.astimezone(tz).date()
+        rows = session.execute(
+            select(Slot.visit_date, Slot.starts_at, Slot.release_mode, Slot.requests_open_at, Slot.release_at,
+                   Slot.drawn, Slot.capacity - Slot.booked - Slot.held)
+            .where(Slot.department_id == department_id, Slot.visit_date >= today,
+                   Slot.visit_date <= today + timedelta(days=days_ahead), Slot.capacity > 0)
+            .order_by(Slot.visit_date, Slot.starts_at)).all()
+    by_day: dict[date, list] = defaultdict(list)
+    for row in rows:
+        by_day[row[0]].append(row)
+    draws, full = [], []
+    for day, slots in by_day.items():
+        parts = tuple(sorted({part_of_day(s[1].astimezone(tz)) for s in slots}, key=PARTS.index))
+        drawing = [s for s in slots if s[2] == "draw" and not s[5]]
+        if drawing and all(s[3] <= now < s[4] for s in drawing):
+            draws.append(RequestDay(day, "draw", parts, min(s[4] for s in drawing)))
+            continue
+        on_sale = all(s[4] <= now and (s[2] == "first_come" or s[5]) for s in slots)
+        if on_sale and sum(s[6] for s in slots) <= 0 and now < rules.booking_closes_at(policy, day, tz):
+            full.append(RequestDay(day, "waitlist", parts))
+    return (draws + full)[:limit]

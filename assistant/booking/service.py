@@ -55,6 +55,7 @@ from assistant.booking.queries import (
     linked_patients,
     list_departments,
     open_days,
+    pending_question,
     booking_for_holder,
     find_bookings_of_identity,
     flagged_identities,
@@ -91,6 +92,7 @@ __all__ = [
     # reads (queries.py) and inputs (inputs.py), re-exported so callers import one module
     "AddressProfile", "HospitalView", "StaffBookingRow", "active_suspensions",
     "address_bookings", "address_profile", "availability", "open_days", "hospital", "last_booked",
+    "pending_question",
     "linked_patients", "list_departments", "booking_for_holder", "release_of_day",
     "staff_bookings", "find_bookings_of_identity", "flagged_identities", "AddressInput", "CodeHolder",
     "IdentityInput", "Requester", "ServiceContext", "Staff",

@@ -51,10 +51,10 @@ OPEN_DAYS = text(
 
 # An address as the reads see it (records.find_address), without a lock.
 FIND_ADDRESS = text(
-    "SELECT id, kind, locale, opted_out_at, slow_speech, phone_address_id, address_encrypted "
-    "FROM channel_address WHERE kind = :kind AND address_index = :address_index"
+    "SELECT id, kind, locale, opted_out_at, slow_speech, phone_address_id, address_encrypted, "
+    "question_until FROM channel_address WHERE kind = :kind AND address_index = :address_index"
 ).columns(id=Integer, kind=String, locale=String, opted_out_at=UTCDateTime, slow_speech=Boolean,
-          phone_address_id=Integer, address_encrypted=Text)
+          phone_address_id=Integer, address_encrypted=Text, question_until=UTCDateTime)
 
 # Creates the address on first use, and takes its row lock either way.
 LOCK_ADDRESS = text(

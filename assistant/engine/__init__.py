@@ -68,6 +68,10 @@ def _handle(state: Conversation | None, inbound: Inbound, backend: Backend, now:
             return _begin(state or Conversation(), ctx, greeting=N_("Welcome back. You will get our messages again."))
         return Turn(state or Conversation(updated_at=now), (), ended=True)
 
+    answered = _answer_to_our_question(state, inbound, key, ctx, expiry)
+    if answered is not None:
+        return answered
+
     if state is None:
         named = parse_language(text)
         if named in hospital.locales:
@@ -121,6 +125,32 @@ def _handle(state: Conversation | None, inbound: Inbound, backend: Backend, now:
         return _retry(state, answer, ctx)
     flow.check_move(state.step, answer.step)
     desk = (_handoff("desk_info", hospital),) if answer.desk else ()
+    return _enter(answer.state.with_(retries=0), answer.step, ctx, list(answer.say), extra=desk)
+
+
+def _answer_to_our_question(state: Conversation | None, inbound: Inbound, key: GlobalKey | None, ctx: Ctx,
+                            expiry: timedelta | None) -> Turn | None:
+    """The first message since we sent an offer or a reminder answers it: "1" there
+    means "take it", not the first option of the menu the patient last saw."""
+    if inbound.kind is not InboundKind.TEXT or key is not None:
+        return None
+    asked = ctx.backend.pending_question(ctx.now)
+    if asked is None:
+        return None
+    idle = (state is None or state.updated_at is None or state.updated_at <= asked.asked_at
+            or (expiry is not None and ctx.now - state.updated_at > expiry))
+    if not idle:
+        return None
+    locale = state.locale if state is not None else (ctx.backend.remembered_locale() or ctx.hospital.default_locale)
+    handlers = STEPS[Step.QUESTION]
+    prompted = handlers.prompt(Conversation(locale=locale, step=Step.QUESTION), ctx)
+    if not isinstance(prompted, Prompted):
+        return None
+    asking = prompted.state.with_(step=Step.QUESTION)
+    answer = handlers.answer(asking, inbound.text or "", ctx)
+    if isinstance(answer, Retry):
+        return _enter(asking, Step.QUESTION, ctx, [])
+    desk = (_handoff("desk_info", ctx.hospital),) if answer.desk else ()
     return _enter(answer.state.with_(retries=0), answer.step, ctx, list(answer.say), extra=desk)
 
 
@@ -215,7 +245,9 @@ def _begin(state: Conversation, ctx: Ctx, *, greeting: str, switch_line: bool = 
     if switch_line and len(ctx.hospital.locales) > 1:
         say.append(language.switch_line(state.locale, ctx.hospital.locales, ctx.hospital.language_names,
                                         ctx.hospital.language_names_in.get(state.locale)))
-    return _enter(state, Step.MENU, ctx, say)
+    # An offer or reminder waiting for this address comes first (its prompt goes on to
+    # the menu when there is none).
+    return _enter(state, Step.QUESTION, ctx, say)
 
 
 def _stop(state: Conversation, ctx: Ctx) -> Turn:

@@ -32,6 +32,8 @@ class Step:
     CLAIM_LAST4 = "claim_last4"
     ID_DOCUMENT = "id_document"
     ID_COUNTRY = "id_country"
+    REQUEST = "request"
+    QUESTION = "question"
 
 
 @dataclass(frozen=True)
@@ -53,13 +55,17 @@ TRANSITIONS: dict[str, StepSpec] = {
     S.NAME: StepSpec(S.ID_NUMBER, (S.DEPARTMENT, S.BIRTH_DATE), "the name on the ID"),
     S.BIRTH_DATE: StepSpec(S.NAME, (S.DEPARTMENT,), "the birth date, for IDs that don't carry it"),
     S.DEPARTMENT: StepSpec(S.WHO, (S.SOONEST, S.DAY), "which department (a word, or a menu)"),
-    S.DAY: StepSpec(S.DEPARTMENT, (S.DAY_PART, S.TIME), "which day (listed, or free text)"),
+    S.DAY: StepSpec(S.DEPARTMENT, (S.DAY_PART, S.TIME, S.REQUEST),
+                    "which day (listed, or free text; none free: a waiting list)"),
     S.DAY_PART: StepSpec(S.DAY, (S.TIME,), "morning or afternoon"),
     S.TIME: StepSpec(S.DAY, (S.CONFIRM,), "which time"),
-    S.SOONEST: StepSpec(S.DEPARTMENT, (S.CONFIRM, S.DAY, S.TIME, S.SOONEST),
-                        "the soonest free times, another day, or a typed date or time"),
-    S.CONFIRM: StepSpec(S.SOONEST, (S.MENU, S.SOONEST, S.DAY, S.FIX, S.ID_NUMBER),
-                        "read back (with a new ID's birth date), then book on yes"),
+    S.SOONEST: StepSpec(S.DEPARTMENT, (S.CONFIRM, S.DAY, S.TIME, S.SOONEST, S.REQUEST),
+                        "the soonest free times, another day, or a typed date or time (a draw: requests)"),
+    S.REQUEST: StepSpec(S.DEPARTMENT, (S.CONFIRM, S.DAY),
+                        "a draw's days to request, or full days' waiting lists, by part of the day"),
+    S.CONFIRM: StepSpec(S.SOONEST, (S.MENU, S.SOONEST, S.DAY, S.FIX, S.ID_NUMBER, S.REQUEST),
+                        "read back (with a new ID's birth date), then book or request on yes"),
+    S.QUESTION: StepSpec(S.MENU, (S.MENU,), "answer an offer from the waitlist or a reminder: 1 or 2"),
     S.FIX: StepSpec(S.SOONEST, (S.SOONEST, S.ID_NUMBER), "after a no: the time, or the name or ID"),
     S.BOOKINGS: StepSpec(S.MENU, (S.BOOKING_ACTION, S.WHO, S.CLAIM_CODE), "list the bookings this address made"),
     S.CLAIM_CODE: StepSpec(S.BOOKINGS, (S.CLAIM_LAST4,), "a booking someone else made: its code"),

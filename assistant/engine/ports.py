@@ -121,6 +121,54 @@ class Refused:
 Outcome = Done | Refused
 
 
+@dataclass(frozen=True)
+class RequestDay:
+    """A day to ask a place for: in its draw ("draw", until `closes_at`), or on its
+    waitlist because it is full ("waitlist"). `parts`: morning and/or afternoon."""
+
+    day: date
+    kind: str
+    parts: tuple[str, ...]
+    closes_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Requested:
+    """A request taken: the draw's time, or the place in the waitlist's queue."""
+
+    kind: str  # draw | waitlist
+    day: date
+    part: str  # morning | afternoon | any
+    department_names: Mapping[str, str] = field(default_factory=dict)
+    draw_at: datetime | None = None
+    position: int | None = None
+    patient_ref: int | None = None
+
+
+@dataclass(frozen=True)
+class Question:
+    """Something we asked this address by message that a "1" or "2" answers: a freed
+    place offered from the waitlist ("offer"), or the day-before reminder ("reminder")."""
+
+    kind: str
+    department_names: Mapping[str, str]
+    starts_at: datetime
+    expires_at: datetime
+    asked_at: datetime
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class Answered:
+    """The answer was taken: an offer accepted (with the new booking's code) or passed
+    on, a reminder kept or its booking released."""
+
+    kind: str
+    accepted: bool
+    code: str | None = None
+    starts_at: datetime | None = None
+
+
 class Backend(Protocol):
     def hospital(self) -> HospitalInfo: ...
 
@@ -173,6 +221,18 @@ class Backend(Protocol):
 
     def reschedule(self, code: str, slot_id: int, now: datetime, key: str | None,
                    id_last4: str | None = None) -> Outcome: ...
+
+    def request_days(self, department_id: int, now: datetime) -> Sequence[RequestDay]:
+        """Days whose places are given by a draw open for requests, then full days with
+        a waitlist to join."""
+
+    def request(self, who: NewPatient | int, department_id: int, day: date, part: str, relation: str,
+                now: datetime, key: str | None) -> Requested | Refused: ...
+
+    def pending_question(self, now: datetime) -> Question | None:
+        """An offer or reminder this address may answer now."""
+
+    def answer_question(self, accept: bool, now: datetime, key: str | None) -> Answered | Refused: ...
 
     def remember_locale(self, locale: str, patient_ref: int | None, now: datetime) -> None: ...
 

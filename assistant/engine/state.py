@@ -52,6 +52,10 @@ class Conversation:
     day_part: str | None = None  # morning | afternoon
     slot_id: int | None = None
     slot_start: datetime | None = None
+    # A request instead of a booking (a draw, or a full day's waiting list): the day and
+    # morning | afternoon | any.
+    request_day: date | None = None
+    request_part: str | None = None
     booking_code: str | None = None  # the booking being managed
     # With a booking code someone else's booking was found by: the ID's last four.
     claim_last4: str | None = None
@@ -124,7 +128,7 @@ def _decode_conversation(data: dict[str, Any]) -> Conversation:
             draft["birth_date"] = date.fromisoformat(draft["birth_date"])
         values["draft"] = IdentityDraft(**draft)
     values["skip_days"] = tuple(date.fromisoformat(d) for d in values.get("skip_days", ()))
-    for name in ("day", "intent_day", "not_before"):
+    for name in ("day", "intent_day", "not_before", "request_day"):
         if values.get(name):
             values[name] = date.fromisoformat(values[name])
     for name in ("slot_start", "updated_at"):

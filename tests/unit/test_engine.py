@@ -79,8 +79,27 @@ ROUTES: dict[str, tuple[tuple[str, str], ...]] = {
     Step.CANCEL_CONFIRM: (pick("bookings"), pick("code:"), pick("cancel")),
     Step.CLAIM_CODE: (pick("bookings"), pick("claim")),
     Step.CLAIM_LAST4: (pick("bookings"), pick("claim"), say("CODE0001")),
+    # Cardiology releases by draw here (see `open_a_draw`): its times are requests.
+    Step.REQUEST: TO_SOONEST,
+    # An offer from the waitlist arrives after the first message (see `reach`); a new
+    # conversation ("hello") asks it first.
+    Step.QUESTION: (say("hello"),),
 }
 NEEDS_A_BOOKING = {Step.MENU, Step.BOOKINGS, Step.BOOKING_ACTION, Step.CANCEL_CONFIRM}
+DRAW_DAY = date(2026, 12, 7)
+
+
+def open_a_draw(fake: FakeBackend, department_id: int = 1, *, now: datetime = NOW) -> None:
+    """Requests for the department's 7 December are open until 20:00 today."""
+    fake.request_days_[department_id] = [ports.RequestDay(
+        DRAW_DAY, "draw", ("morning", "afternoon"), datetime(2026, 12, 1, 20, 0, tzinfo=TZ))]
+
+
+def offer_a_place(fake: FakeBackend, *, now: datetime = NOW, kind: str = "offer") -> None:
+    """A place freed from the waitlist, offered a minute ago for 30 minutes."""
+    fake.question = ports.Question(kind, fake.departments_[0].names, datetime(2026, 12, 3, 9, 0, tzinfo=TZ),
+                                   now + timedelta(minutes=29), now - timedelta(minutes=1),
+                                   "CODE0001" if kind == "reminder" else None)
 
 
 def seed_booking(fake: FakeBackend, *, ref: int = 1, name: str = "Wang Fang", slot_id: int = 1,
@@ -93,8 +112,14 @@ def seed_booking(fake: FakeBackend, *, ref: int = 1, name: str = "Wang Fang", sl
 
 
 def home(fake: FakeBackend) -> str:
-    """Where a conversation starts: the menu, or for an address that has booked for no
-    one yet, the question who the appointment is for."""
+    """Where a conversation starts: an offer or reminder waiting for an answer, else the
+    menu, or for an address that has booked for no one yet, the question who the
+    appointment is for."""
+    return Step.QUESTION if fake.question is not None else main_menu(fake)
+
+
+def main_menu(fake: FakeBackend) -> str:
+    """Where MENU and `*` from the top lead: an open offer waits, it isn't forced."""
     return Step.MENU if fake.patients or fake.bookings_ else Step.WHO
 
 
@@ -134,6 +159,14 @@ def reach(step: str, *, locale: str = "en", fake: FakeBackend | None = None,
     fake = fake or FakeBackend.demo()
     if step in NEEDS_A_BOOKING and not fake.bookings_:
         seed_booking(fake, now=now)
+    if step == Step.REQUEST:
+        open_a_draw(fake, now=now)
+    if step == Step.QUESTION:
+        turn = drive(fake, (), locale=locale, now=now - timedelta(minutes=10))
+        offer_a_place(fake, now=now - timedelta(minutes=4))  # asked five minutes ago
+        turn = drive(fake, ROUTES[step], locale=locale, now=now, turn=turn)
+        assert turn.state.step == step, f"the route to {step} ended at {turn.state.step}"
+        return fake, turn
     turn = drive(fake, ROUTES[step], locale=locale, now=now)
     assert turn.state.step == step, f"the route to {step} ended at {turn.state.step}"
     return fake, turn
@@ -249,7 +282,9 @@ def test_every_step_is_reachable_from_the_menu():
             if target not in seen:
                 seen.add(target)
                 todo.append(target)
-    assert seen | {Step.LANGUAGE} == set(TRANSITIONS)
+    # The language step is a global key's; the question step starts a conversation
+    # when an offer or reminder waits for an answer.
+    assert seen | {Step.LANGUAGE, Step.QUESTION} == set(TRANSITIONS)
 
 
 def test_every_step_constant_is_in_the_table():
@@ -470,7 +505,7 @@ def test_star_goes_back_along_the_table(step, text):
     back = send(fake, turn.state, text)
     assert back.error is None
     expected = TRANSITIONS[step].back
-    assert back.state.step == (home(fake) if expected == Step.MENU else expected)
+    assert back.state.step == (main_menu(fake) if expected == Step.MENU else expected)
     assert asks(back)
     assert back.state.retries == 0
 
@@ -481,8 +516,8 @@ def test_menu_returns_to_the_main_menu(step, text):
     fake, turn = reach(step)
     menu = send(fake, turn.state, text)
     assert menu.error is None
-    assert menu.state.step == home(fake)
-    assert question_of(menu).text == HOME_QUESTIONS[home(fake)]
+    assert menu.state.step == main_menu(fake)
+    assert question_of(menu).text == HOME_QUESTIONS[main_menu(fake)]
 
 
 @pytest.mark.parametrize("step", ALL_STEPS)

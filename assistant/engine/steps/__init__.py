@@ -4,7 +4,7 @@ names to them. Steps never change `state.step` themselves: they return `Go`, and
 engine applies it through the flow table.
 """
 
-from assistant.engine.steps import book, identify, language, manage, menu
+from assistant.engine.steps import book, identify, language, manage, menu, question, request
 from assistant.engine.steps.base import StepHandlers
 
 STEPS: dict[str, StepHandlers] = {
@@ -13,4 +13,6 @@ STEPS: dict[str, StepHandlers] = {
     **identify.STEPS,
     **book.STEPS,
     **manage.STEPS,
+    **request.STEPS,
+    **question.STEPS,
 }

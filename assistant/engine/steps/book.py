@@ -130,6 +130,10 @@ def day_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
             if day not in state.skip_days and (state.not_before is None or day >= state.not_before)
             ][:DAYS_LISTED]
     if not days:
+        from assistant.engine.steps.request import request_days
+
+        if request_days(ctx, state.department_id, "waitlist") or request_days(ctx, state.department_id, "draw"):
+            return Go(Step.REQUEST, state.with_(page=0))  # full days: their waiting lists
         names = _department_names(ctx, state.department_id)
         return Go(Step.MENU, state.with_(page=0), say=(msg(
             N_("Sorry, {department} has no free times in the coming days. Please try again later, or choose 0 for a person."),
@@ -269,6 +273,11 @@ def _chose_slot(state: Conversation, choice: str, ctx: Ctx) -> Go:
 
 
 def soonest_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
+    from assistant.engine.steps.request import request_days
+
+    if request_days(ctx, state.department_id, "draw"):
+        # Its places go by a draw: requests, not the fastest booking.
+        return Go(Step.REQUEST, state.with_(page=0, intent_day=None, intent_part=None))
     if state.intent_day is not None:
         day, state = state.intent_day, state.with_(intent_day=None, intent_part=None)
         if ctx.backend.free_slots(state.department_id, day, ctx.now):
@@ -363,6 +372,11 @@ def _who(state: Conversation, ctx: Ctx) -> tuple[str, str]:
 
 
 def confirm_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
+    if state.request_day is not None and not state.rescheduling:
+        from assistant.engine.steps.request import read_back
+
+        name, last4 = _who(state, ctx)
+        return ask_yes_no(state, read_back(state, ctx, name, last4))
     if state.slot_id is None or state.slot_start is None:
         return Go(Step.SOONEST, state.with_(page=0))  # nothing chosen to read back
     name, last4 = _who(state, ctx)
@@ -389,6 +403,14 @@ def confirm_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
     answer = yes_no_answer(state, text)
     if answer is None:
         return Retry()
+    if state.request_day is not None and not state.rescheduling:
+        from assistant.engine.steps.request import send_request
+
+        if not answer:
+            return Go(Step.REQUEST, state.with_(page=0, request_day=None, request_part=None),
+                      say=(msg(N_("Nothing was sent. Let us choose again.")),))
+        return send_request(state, ctx, _who_to_book(state),
+                            lambda cleared, ref: cleared.with_(draft=None, patient_ref=ref or state.patient_ref))
     if not answer:
         unbooked = state.with_(page=0, slot_id=None, slot_start=None)
         if state.patient_ref is None and state.draft is not None and not state.rescheduling:

@@ -71,6 +71,15 @@ def explain(refused: Refused) -> tuple[Msg, str]:
     if rule == "cancellation_deadline":
         return (msg(N_("It is too late to change this booking here: the deadline was {date} at {time}. Please call the desk."),
                     date=When(p["deadline"], "date"), time=When(p["deadline"], "time")), Step.MENU)
+    if rule == "already_requested":
+        return msg(N_("This patient has already asked for a place in this department that day.")), Step.MENU
+    if rule == "requests_closed":
+        if p.get("opens_at"):
+            return (msg(N_("Requests for that day open on {date} at {time}."),
+                        date=When(p["opens_at"], "date"), time=When(p["opens_at"], "time")), Step.MENU)
+        return msg(N_("Requests for that day have closed: the draw has been made.")), Step.MENU
+    if rule == "nothing_to_answer":
+        return msg(N_("That offer is no longer open: it was answered, or its time ran out.")), Step.MENU
     if rule in ("booking_not_found", "not_active", "not_permitted"):
         return msg(N_("That booking can no longer be changed.")), Step.MENU
     return msg(N_("Sorry, that did not work. Please try again, or choose 0 for a person.")), Step.MENU
