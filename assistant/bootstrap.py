@@ -285,9 +285,11 @@ class App:
 
 def build_senders(settings: Settings) -> dict:
     """The configured channel senders, by the address kind they reach: Twilio SMS for
-    phones (account SID, auth token and a from number), the Telegram bot for chats. A
-    channel not configured has no sender, and its notices wait."""
-    from assistant.channels.senders import BackgroundLoop, TelegramSender, TwilioSmsSender
+    phones (account SID, auth token and a from number), Twilio calls for patients who use
+    the phone line (also the public URL, which the call's answers come back to), the
+    Telegram bot for chats. A channel not configured has no sender, and its notices
+    wait (a call falls back to an SMS)."""
+    from assistant.channels.senders import BackgroundLoop, TelegramSender, TwilioCallSender, TwilioSmsSender
 
     senders = {}
     twilio = settings.twilio
@@ -295,6 +297,12 @@ def build_senders(settings: Settings) -> dict:
         senders["phone"] = TwilioSmsSender(
             twilio.get("account_sid"), twilio.get("auth_token"), twilio.get("from_number"),
             status_callback=f"{settings.public_url}/sms/status" if settings.public_url else None)
+        if settings.public_url:
+            # Offers and reminders to voice patients are calls that answer at /voice.
+            senders["voice"] = TwilioCallSender(
+                twilio.get("account_sid"), twilio.get("auth_token"), twilio.get("from_number"),
+                answer_url=f"{settings.public_url}/voice",
+                language=settings.voice.language(settings.default_locale))
     if settings.telegram.get("bot_token"):
         senders["telegram"] = TelegramSender(settings.telegram.get("bot_token"), BackgroundLoop())
     return senders

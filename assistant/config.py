@@ -53,6 +53,8 @@ class Policy:
     draw_time: time = time(20, 0)  # the draw, on the day requests open (or the next day)
     offer_minutes: int = 30  # a waitlist offer waits this long for "1"
     reminder_time: time = time(10, 0)  # the day-before reminder goes out at this time
+    # A phone or chat refused this many times in one hour waits for the next (0: never).
+    refusals_per_hour: int = 20
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "Policy":

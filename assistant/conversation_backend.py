@@ -148,6 +148,9 @@ class ServiceBackend:
 
     def book(self, who: ports.NewPatient | int, slot_id: int, relation: str, now: datetime,
              key: str | None) -> ports.Outcome:
+        throttled = self._throttled(now)
+        if throttled is not None:
+            return throttled
         self._available_cache.clear()  # places change
         kwargs = {"patient_ref": who} if isinstance(who, int) else {"identity_input": IdentityInput(
             who.id_kind, who.id_number, who.name, who.birth_date, who.document, who.country)}
@@ -164,14 +167,22 @@ class ServiceBackend:
                 for named in service.address_bookings(self.ctx, self.acting, now=now)]
 
     def find_booking(self, code: str, id_last4: str, now: datetime) -> ports.BookingInfo | None:
+        if self._throttled(now) is not None:
+            return None  # guessing codes: no more tries this hour
         found = service.booking_for_holder(self.ctx, code=code, id_last4=id_last4, now=now)
-        return _booking_info(found) if found is not None else None
+        if found is None:
+            service.note_refusal(self.ctx, self.acting, "booking_not_found", now=now)
+            return None
+        return _booking_info(found)
 
     def _requester(self, id_last4: str | None):
         return service.CodeHolder(id_last4, via=self.acting) if id_last4 else self.acting
 
     def cancel(self, code: str, now: datetime, key: str | None,
                id_last4: str | None = None) -> ports.Outcome:
+        throttled = self._throttled(now)
+        if throttled is not None:
+            return throttled
         self._available_cache.clear()
         result = service.cancel_booking(self.ctx, code=code, requester=self._requester(id_last4),
                                         channel=self.channel, now=now,
@@ -180,6 +191,9 @@ class ServiceBackend:
 
     def reschedule(self, code: str, slot_id: int, now: datetime, key: str | None,
                    id_last4: str | None = None) -> ports.Outcome:
+        throttled = self._throttled(now)
+        if throttled is not None:
+            return throttled
         self._available_cache.clear()
         result = service.reschedule_booking(self.ctx, code=code, new_slot_id=slot_id,
                                             requester=self._requester(id_last4),
@@ -195,6 +209,9 @@ class ServiceBackend:
 
     def request(self, who: ports.NewPatient | int, department_id: int, day: date, part: str, relation: str,
                 now: datetime, key: str | None) -> ports.Requested | ports.Refused:
+        throttled = self._throttled(now)
+        if throttled is not None:
+            return throttled
         self._available_cache.clear()
         kwargs = {"patient_ref": who} if isinstance(who, int) else {"identity_input": IdentityInput(
             who.id_kind, who.id_number, who.name, who.birth_date, who.document, who.country)}
@@ -219,6 +236,9 @@ class ServiceBackend:
                               found.asked_at, found.code)
 
     def answer_question(self, accept: bool, now: datetime, key: str | None) -> ports.Answered | ports.Refused:
+        throttled = self._throttled(now)
+        if throttled is not None:
+            return throttled
         question = self.pending_question(now)
         if question is None:
             return _refused(r.NothingToAnswer())
@@ -268,6 +288,15 @@ class ServiceBackend:
         if self._profile is None:
             self._profile = service.address_profile(self.ctx, self.address)
         return self._profile
+
+    def _throttled(self, now: datetime) -> ports.Refused | None:
+        """Refused too often this hour (service.note_refusal): a kind "please wait"
+        instead of another try, until the hour ends."""
+        profile = (self._address_profile() if self.acting == self.address
+                   else service.address_profile(self.ctx, self.acting))
+        if profile.throttled_until is not None and profile.throttled_until > now:
+            return ports.Refused("throttled", {"until": profile.throttled_until})
+        return None
 
     def _refused(self, result: r.Refusal, now: datetime) -> ports.Refused:
         """Counted against the acting address (staff see bursts), then told to the engine."""

@@ -45,13 +45,18 @@ TEXTS = {
 }
 
 
-def notice_message(message: str, params: Mapping[str, Any]) -> Msg:
-    """The Msg for a stored notice; an unknown id (from a newer version) still reads."""
+# Notices that ask for an answer ("1" or "2"): by phone they are a call that asks it.
+QUESTIONS = frozenset({"place_offered", "reminder"})
+
+
+def notice_message(message: str, params: Mapping[str, Any], *, spoken: bool = False) -> Msg:
+    """The Msg for a stored notice; an unknown id (from a newer version) still reads.
+    `spoken`: said in a call, so the date is read in full."""
     starts_at = datetime.fromisoformat(params["starts_at"])
     if message == "cancelled_for_you" and params.get("by") == "staff":
         message = "cancelled_by_hospital"
     text = TEXTS.get(message, TEXTS["booked_for_you"])
     return msg(text, department=Names(dict(params.get("department") or {})),
-               date=When(starts_at, "date_short"), time=When(starts_at, "time"),
+               date=When(starts_at, "date" if spoken else "date_short"), time=When(starts_at, "time"),
                code=params.get("code", ""), position=params.get("position", ""),
                minutes=params.get("minutes", ""))

@@ -2,7 +2,8 @@
 
 Rule: a message is sent only once it is committed (the outbox row is written in the
 transaction of the change it reports). A worker claims a few due messages under a lease,
-sends each through the sender of its address's kind, and records the result: sent (with
+sends each through the sender of its address's kind (a patient who uses the phone line
+gets a call when calls are configured: an offer or reminder rings and asks "press 1"), and records the result: sent (with
 the provider's reference), retried later with backoff, or given up (after the last retry,
 or at once for an address that sent STOP). Kinds without a configured sender are left
 waiting, not failed. Logs name messages by id, never an address or a text.
@@ -19,7 +20,7 @@ from typing import Any, Callable, Mapping
 
 from assistant.booking import outbox
 from assistant.channels.senders import Sender, SendError
-from assistant.notices import notice_message
+from assistant.notices import QUESTIONS, notice_message
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,17 @@ def deliver_due(ctx, senders: Mapping[str, Sender], renderer, now: datetime, *, 
             outbox.finish(ctx, notice, worker=worker, now=now, error="the address sent STOP", give_up=True)
             report.failed += 1
             continue
-        text = renderer.text(notice_message(notice.message, notice.params),
-                             notice.locale or default_locale)
+        locale = notice.locale or default_locale
+        calling = notice.channel == "voice" and "voice" in senders
+        text = renderer.text(notice_message(notice.message, notice.params, spoken=calling), locale,
+                             spoken=calling)
         try:
-            reference = senders[notice.address_kind].send(notice.address, text)
+            if calling and notice.message in QUESTIONS:
+                reference = senders["voice"].ring(notice.address)  # the call asks: "press 1"
+            elif calling:
+                reference = senders["voice"].send(notice.address, text)
+            else:
+                reference = senders[notice.address_kind].send(notice.address, text)
         except SendError as exc:
             status = outbox.finish(ctx, notice, worker=worker, now=now, error=str(exc))
             log.warning("outbox message %s not sent (%s): %s", notice.id, status, exc)

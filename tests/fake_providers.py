@@ -69,9 +69,16 @@ class _FakeServer:
 
 
 class FakeTwilio(_FakeServer):
-    """POST /2010-04-01/Accounts/{AccountSid}/Messages.json, as Twilio answers it."""
+    """POST /2010-04-01/Accounts/{AccountSid}/Messages.json and Calls.json, as Twilio
+    answers them. Calls are kept in `calls`."""
+
+    def __init__(self, fail: int = 0) -> None:
+        super().__init__(fail)
+        self.calls: list[dict] = []
 
     def answer(self, path, fields):
+        if re.fullmatch(r"/2010-04-01/Accounts/AC\w+/Calls\.json", path):
+            return self._call(path, fields)
         if not re.fullmatch(r"/2010-04-01/Accounts/AC\w+/Messages\.json", path):
             return 404, {"code": 20404, "message": "The requested resource was not found", "status": 404}
         if self.failing_now():
@@ -82,6 +89,17 @@ class FakeTwilio(_FakeServer):
         return 201, {"sid": sid, "status": "queued", "to": fields.get("To"), "from": fields.get("From"),
                      "body": fields.get("Body"), "num_segments": "1", "direction": "outbound-api",
                      "api_version": "2010-04-01", "account_sid": path.split("/")[3]}
+
+
+    def _call(self, path, fields):
+        if self.failing_now():
+            return 500, {"code": 20500, "message": "Internal Server Error", "status": 500}
+        sid = "CA" + uuid.uuid4().hex
+        with self.lock:
+            self.calls.append({**fields, "sid": sid})
+        return 201, {"sid": sid, "status": "queued", "to": fields.get("To"), "from": fields.get("From"),
+                     "direction": "outbound-api", "api_version": "2010-04-01",
+                     "account_sid": path.split("/")[3]}
 
 
 class LocalTwilioHttpClient(TwilioHttpClient):

@@ -28,6 +28,7 @@ class HospitalView:
     desk_phone: str | None
     desk_hours: dict[str, str] | None
     department_groups: tuple[tuple[str, dict[str, str]], ...] = ()  # (code, names), in order
+    policy_overrides: dict | None = None  # the hospital's own rules over the defaults
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,8 @@ def _load_hospital(session: Session) -> HospitalView | None:
         return None
     return HospitalView(found.code, dict(found.names), found.timezone, found.desk_phone,
                         dict(found.desk_hours) if found.desk_hours else None,
-                        tuple((g["code"], dict(g["names"])) for g in found.department_groups or ()))
+                        tuple((g["code"], dict(g["names"])) for g in found.department_groups or ()),
+                        dict(found.policy_overrides or {}))
 
 
 def _load_departments(session: Session) -> tuple[tuple[r.DepartmentView, ...], dict[int, tuple[dict, dict, str]]]:

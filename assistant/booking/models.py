@@ -250,6 +250,9 @@ class ChannelAddress(Base):
     # Until when a question we sent (a waitlist offer, a reminder) may be waiting for
     # this address's answer: a turn looks for one only before then.
     question_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Refused too often this hour (a bot trying identities or limits): until then, its
+    # attempts get a kind "please wait" instead of another try (service.note_refusal).
+    throttled_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class PatientLink(Base):

@@ -96,6 +96,7 @@ class ClaimedNotice:
     params: dict[str, Any]
     locale: str | None
     attempts: int
+    channel: str | None = None  # 'voice': a phone call rather than an SMS
 
 
 def claim_due(ctx, *, worker: str, now: datetime, limit: int = 20,
@@ -125,7 +126,7 @@ def claim_due(ctx, *, worker: str, now: datetime, limit: int = 20,
             .where(OutboxMessage.id.in_(ids)).order_by(OutboxMessage.id)).all()
         claimed = [ClaimedNotice(m.id, a.kind, ctx.keyring.decrypt(a.address_encrypted) or "",
                                  a.opted_out_at is not None, m.message, dict(m.params), m.locale,
-                                 m.attempts) for m, a in rows]
+                                 m.attempts, m.channel) for m, a in rows]
         uow.commit()
         return claimed
 

@@ -276,6 +276,8 @@ class AddressProfile:
     speaks_for: AddressInput | None = None
     # Until when a waitlist offer or a reminder may be waiting for this address's answer.
     question_until: datetime | None = None
+    # Refused too often this hour: until then its attempts are turned away kindly.
+    throttled_until: datetime | None = None
 
 
 def address_profile(ctx: ServiceContext, address: AddressInput) -> AddressProfile:
@@ -284,7 +286,8 @@ def address_profile(ctx: ServiceContext, address: AddressInput) -> AddressProfil
         if found is None:
             return AddressProfile(None, False)
         return AddressProfile(found.locale, found.opted_out_at is not None, found.slow_speech,
-                              phone_links.speaks_for(ctx, uow.session, found), found.question_until)
+                              phone_links.speaks_for(ctx, uow.session, found), found.question_until,
+                              found.throttled_until)
 
 
 def hospital(ctx: ServiceContext) -> HospitalView | None:

@@ -218,6 +218,7 @@ class AddressRow:
     phone_address_id: int | None
     address_encrypted: str
     question_until: datetime | None = None  # a waitlist offer or reminder may await an answer
+    throttled_until: datetime | None = None  # too many refusals this hour (service.note_refusal)
 
 
 def find_address(ctx: ServiceContext, session: Session, address: AddressInput) -> AddressRow | None:

@@ -4,9 +4,9 @@ Rule: a department's day released in 'draw' mode takes requests (one per identit
 "morning", "afternoon" or "any time") from the moment booking would open until the draw
 time. The draw's seed is chosen and its SHA-256 written to the audit trail before the
 first request can arrive (a commitment); the seed itself is written only at the draw.
-The order is the requests sorted by SHA-256("<seed>:<request number>"), and in that
-order each request gets the earliest place that fits its part of the day; the rest join
-the day's waitlist in that order. `verify_draw` recomputes all of it from the seed and
+The order is the requests sorted by SHA-256("<seed>:<request number>"); in that order
+a request is placed when everyone placed so far, with it, still fits the places of their
+parts of the day (`assign`), and the rest join the day's waitlist in that order. `verify_draw` recomputes all of it from the seed and
 the stored requests. docs/fairness.md states the algorithm for anyone to check.
 
 Requests follow the booking rules (booking/book.py `admit`): the address's patient
@@ -92,19 +92,40 @@ class DrawPlace:
 
 def assign(order: Sequence[tuple[int, str]], places: Sequence[DrawPlace],
            refused: frozenset[int] = frozenset()) -> dict[int, int | None]:
-    """Request id -> slot id (None: waitlisted), taking requests in `order` ((id, part))
-    and slots in `places`' order (by start time). `refused` requests get nothing."""
-    left = {place.slot_id: place.free for place in places}
+    """Request id -> slot id (None: waitlisted), for requests in `order` ((id, part))
+    and slots in `places`' order (by start time). `refused` requests get nothing.
+
+    Who gets a place follows the order alone: a request is placed when the requests
+    placed before it, with it, can all still be seated: the morning-only ones in
+    morning places, the afternoon-only ones in afternoon places, and everyone in all
+    places. So an "any time" request drawn early can't take the one morning place from
+    a morning-only request drawn before a later one. Then the places are handed out in
+    the order: morning-only and afternoon-only requests take the earliest place of
+    their part, and the "any time" requests the earliest places left."""
+    capacity = {"morning": 0, "afternoon": 0}
+    for place in places:
+        capacity[place.part] += place.free
+    seated = {"morning": 0, "afternoon": 0, "any": 0}
+    placed: list[tuple[int, str]] = []
     assigned: dict[int, int | None] = {}
     for request_id, part in order:
         if request_id in refused:
             continue
         assigned[request_id] = None
-        for place in places:
-            if left[place.slot_id] > 0 and fits(part, place.part):
-                left[place.slot_id] -= 1
-                assigned[request_id] = place.slot_id
-                break
+        seated[part] += 1
+        if (seated["morning"] <= capacity["morning"] and seated["afternoon"] <= capacity["afternoon"]
+                and sum(seated.values()) <= sum(capacity.values())):
+            placed.append((request_id, part))
+        else:
+            seated[part] -= 1
+    left = {place.slot_id: place.free for place in places}
+    for wanted in ("morning", "afternoon", "any"):
+        for request_id, part in placed:
+            if part != wanted:
+                continue
+            slot_id = next(p.slot_id for p in places if left[p.slot_id] > 0 and fits(part, p.part))
+            left[slot_id] -= 1
+            assigned[request_id] = slot_id
     return assigned
 
 
@@ -147,13 +168,14 @@ def open_draw(ctx: ServiceContext, session: Session, department_id: int, visit_d
 
 def open_due_draws(ctx: ServiceContext, now: datetime) -> int:
     """Open every draw whose request window has begun (the worker runs this; a request
-    arriving first opens its draw itself)."""
+    arriving first opens its draw itself). A day whose window passed without one (slots
+    made late, a worker away) is opened too, so that `run_draw` gives its places out."""
     with ctx.uow() as uow:
         session = uow.session
         due = session.execute(
             select(Slot.department_id, Slot.visit_date).where(
-                Slot.release_mode == "draw", Slot.requests_open_at <= now, Slot.release_at > now,
-                Slot.drawn.is_(False))
+                Slot.release_mode == "draw", Slot.requests_open_at <= now, Slot.drawn.is_(False),
+                Slot.starts_at > now)
             .group_by(Slot.department_id, Slot.visit_date)
             .except_(select(Draw.department_id, Draw.visit_date))).all()
         for department_id, visit_date in due:
@@ -230,6 +252,9 @@ def request_place(ctx: ServiceContext, *, department_id: int, visit_date: date, 
             kind = "draw"
         else:
             kind = "waitlist"
+            full = _full_day(session, department_id, visit_date, now)
+            if full is not None:
+                return full
         patient = parties.patient
         if not patient.is_new and _already_asked(session, kind, department_id, visit_date, patient.id):
             return r.AlreadyRequested()
@@ -305,6 +330,22 @@ def _draw_window(session: Session, department_id: int, visit_date: date) -> Draw
     return DrawWindow(opens_at, draw_at, bool(drawn))
 
 
+def _full_day(session: Session, department_id: int, visit_date: date, now: datetime) -> r.Refusal | None:
+    """A waitlist is joined only for a day that is on sale and full: before its release
+    nobody may queue ahead of it, and a free place is booked, not waited for."""
+    slots = session.execute(select(Slot.release_at, Slot.release_mode, Slot.drawn,
+                                   Slot.capacity - Slot.booked - Slot.held).where(
+        Slot.department_id == department_id, Slot.visit_date == visit_date, Slot.capacity > 0)).all()
+    if not slots:
+        return r.SlotNotFound()
+    waiting_for_sale = [s[0] for s in slots if s[0] > now or (s[1] == "draw" and not s[2])]
+    if waiting_for_sale:
+        return r.NotYetOpen(opens_at=max(min(waiting_for_sale), now))
+    if sum(max(0, s[3]) for s in slots) > 0:
+        return r.PlacesFree()
+    return None
+
+
 def _already_asked(session: Session, kind: str, department_id: int, visit_date: date, patient_id: int) -> bool:
     if kind == "draw":
         return session.execute(
@@ -349,8 +390,6 @@ def run_draw(ctx: ServiceContext, draw_id: int, *, now: datetime, worker: str) -
     """Run one due draw in one transaction, claimed by its key: places by the seeded
     order, the rest to the waitlist, everyone told through the outbox, the seed
     revealed. None when it is not due or another worker ran it."""
-    from assistant.booking import waitlist
-
     with ctx.uow() as uow:
         session = uow.session
         draw = session.get(Draw, draw_id)
@@ -379,7 +418,7 @@ def run_draw(ctx: ServiceContext, draw_id: int, *, now: datetime, worker: str) -
         assigned = assign([(rid, requests[rid].part) for rid in order], places, frozenset(refused))
         slot_by_id = {s.id: s for s in slots}
         report = DrawReport(draw_id, requests=len(order))
-        bookings, entries, notices, taken = [], [], [], defaultdict(int)
+        bookings, entries, notices, waiting, taken = [], [], [], [], defaultdict(int)
         actor = audit.SYSTEM
         waitlist_position = 0
         for position, rid in enumerate(order, start=1):
@@ -395,11 +434,12 @@ def run_draw(ctx: ServiceContext, draw_id: int, *, now: datetime, worker: str) -
                 waitlist_position += 1
                 request.status = WAITLISTED
                 report.waitlisted += 1
-                waitlist.join(session, department_id=draw.department_id, visit_date=draw.visit_date,
-                              patient_id=request.patient_id, address_id=request.address_id,
-                              channel=request.channel, part=request.part, relation=request.relation,
-                              name_encrypted=request.name_encrypted, name_index=request.name_index,
-                              joined_at=now, draw_position=position, flush=False)
+                waiting.append({
+                    "department_id": draw.department_id, "visit_date": draw.visit_date,
+                    "patient_id": request.patient_id, "address_id": request.address_id,
+                    "channel": request.channel, "part": request.part, "relation": request.relation,
+                    "name_encrypted": request.name_encrypted, "name_index": request.name_index,
+                    "joined_at": now, "draw_position": position, "status": "waiting"})
                 notices.append(_notice(request, DRAW_WAITLISTED, department, draw, now,
                                        position=waitlist_position))
                 continue
@@ -419,18 +459,27 @@ def run_draw(ctx: ServiceContext, draw_id: int, *, now: datetime, worker: str) -
                 "starts_at": slot.starts_at.isoformat(), "draw": draw_id, "request": rid}, now))
             notices.append(_notice(request, DRAW_PLACED, department, draw, now, code=code,
                                    starts_at=slot.starts_at))
+        # Written as rows, not objects: a large draw is tens of thousands of them.
+        if waiting:
+            session.execute(insert(WaitlistEntry), waiting)
         if bookings:
             session.execute(insert(Booking), bookings)
-            ids = dict(session.execute(select(Booking.code, Booking.id).where(
-                Booking.code.in_([b["code"] for b in bookings]))).all())
+            codes = {b["code"] for b in bookings}
+            ids = {code: booking_id for code, booking_id in session.execute(
+                select(Booking.code, Booking.id).where(
+                    Booking.department_id == draw.department_id, Booking.visit_date == draw.visit_date,
+                    Booking.created_at == now)).all() if code in codes}
             by_request = {e.details["request"]: ids[e.subject.split(":", 1)[1]] for e in entries}
             for rid, booking_id in by_request.items():
                 requests[rid].booking_id = booking_id
+        unsynchronised = {"synchronize_session": False}  # the session holds no slot that matters
         for slot_id, count in taken.items():
-            session.execute(update(Slot).where(Slot.id == slot_id).values(booked=Slot.booked + count))
+            session.execute(update(Slot).where(Slot.id == slot_id).values(booked=Slot.booked + count)
+                            .execution_options(**unsynchronised))
         session.execute(update(Slot).where(Slot.department_id == draw.department_id,
                                            Slot.visit_date == draw.visit_date,
-                                           Slot.release_mode == "draw").values(drawn=True))
+                                           Slot.release_mode == "draw").values(drawn=True)
+                        .execution_options(**unsynchronised))
         notices = _deliverable(session, notices)
         if notices:
             session.execute(insert(OutboxMessage), notices)
@@ -453,22 +502,24 @@ def _notice(request: DrawRequest, message: str, department: Department, draw: Dr
               "starts_at": starts_at.isoformat(), **extra}
     return {"address_id": request.address_id, "patient_id": request.patient_id, "message": message,
             "params": params, "locale": None, "status": "pending", "attempts": 0, "created_at": now,
-            "channel": request.channel}
+            "channel": request.channel, "draw_id": draw.id}
 
 
 def _deliverable(session: Session, notices: list[dict]) -> list[dict]:
     """The notices in each address's language; none for a console address (the
     terminal and /try), which nothing delivers to."""
-    addresses = {n["address_id"] for n in notices}
+    if not notices:
+        return []
+    requesters = select(DrawRequest.address_id).where(DrawRequest.draw_id == notices[0]["draw_id"])
     known = {row.id: row for row in session.execute(
         select(ChannelAddress.id, ChannelAddress.kind, ChannelAddress.locale)
-        .where(ChannelAddress.id.in_(addresses))).all()} if addresses else {}
+        .where(ChannelAddress.id.in_(requesters))).all()}
     kept = []
     for notice in notices:
         address = known.get(notice["address_id"])
         if address is None or address.kind == "console":
             continue
-        kept.append({**notice, "locale": address.locale})
+        kept.append({**{k: v for k, v in notice.items() if k != "draw_id"}, "locale": address.locale})
     return kept
 
 
@@ -478,8 +529,11 @@ def _refusals_at_draw(session: Session, policy, draw: Draw, ordered: list[DrawRe
     or bookings made since fill a quota. Read in three queries for the whole draw."""
     if not ordered:
         return {}
-    patients = {q.patient_id for q in ordered}
-    addresses = {q.address_id for q in ordered}
+    # Subqueries, not lists of ids: a draw may have more requests than a statement may
+    # have parameters (65,535 on PostgreSQL).
+    asking = DrawRequest.draw_id == draw.id
+    patients = select(DrawRequest.patient_id).where(asking)
+    addresses = select(DrawRequest.address_id).where(asking)
     active = (Suspension.lifted_at.is_(None), Suspension.starts_at <= now, Suspension.ends_at > now)
     suspended_patients = set(session.execute(select(Suspension.patient_id).where(
         Suspension.patient_id.in_(patients), *active)).scalars())
@@ -559,8 +613,9 @@ def verify_draw(ctx: ServiceContext, draw_id: int) -> Verification:
         places.sort(key=lambda p: (starts.get(p.slot_id) or datetime.max.replace(tzinfo=draw.draw_at.tzinfo), p.slot_id))
         refused = {int(k) for k in details.get("refused", {})}
         expected = assign([(rid, requests[rid].part) for rid in order], places, frozenset(refused))
-        booked = dict(session.execute(select(Booking.id, Booking.slot_id).where(
-            Booking.id.in_([q.booking_id for q in requests.values() if q.booking_id is not None]))).all())
+        booked = dict(session.execute(
+            select(Booking.id, Booking.slot_id).join(DrawRequest, DrawRequest.booking_id == Booking.id)
+            .where(DrawRequest.draw_id == draw_id)).all())
         for position, rid in enumerate(order, start=1):
             request = requests[rid]
             if request.position != position:

@@ -235,6 +235,13 @@ class RequestsClosed(Refusal):
 
 
 @dataclass(frozen=True)
+class PlacesFree(Refusal):
+    """The day still has free places: book one rather than wait."""
+
+    rule: ClassVar[str] = "places_free"
+
+
+@dataclass(frozen=True)
 class NothingToAnswer(Refusal):
     """No offer or reminder is waiting for this address (it expired, or was answered)."""
 

@@ -218,6 +218,8 @@ def generation_details(summary: dict, removed: list[int], capacities: dict[int, 
 
 def _remove_or_close(session: Session, slot: Slot, report: GenerationReport,
                      recorded: _Recorded) -> None:
+    # Places held for the waitlist go with the slot; a patient offered one waits again.
+    waitlist.withdraw_places(session, slot)
     has_bookings = session.execute(select(exists().where(Booking.slot_id == slot.id))).scalar()
     if has_bookings:
         # Keep it (its bookings refer to it), but let nobody else in.

@@ -329,15 +329,30 @@ def lift_suspension(ctx: ServiceContext, *, suspension_id: int, staff: Staff, re
 
 def note_refusal(ctx: ServiceContext, address: AddressInput, rule: str, *, now: datetime) -> None:
     """Count a refusal of this address in the current clock hour, for the staff's
-    flagged activity. Inside a turn it joins the turn's transaction."""
+    flagged activity. At the hospital's `refusals_per_hour` the address is throttled
+    until the hour ends: a bot trying identities or limits gets no more tries, and a
+    person gets a kind "please wait". Inside a turn it joins the turn's transaction."""
+    hour = now.replace(minute=0, second=0, microsecond=0)
     with ctx.uow() as uow:
         found = lock_address(ctx, uow.session, address, now)
         if isinstance(found, r.Refusal):
             return  # an address that can't be read is counted nowhere
-        driver.Cursor(uow.session.connection()).run(sql.COUNT_REFUSAL, {
-            "address_id": found.id, "hour": now.replace(minute=0, second=0, microsecond=0),
-            "rule": rule[:40]})
+        refusals = driver.Cursor(uow.session.connection()).run(sql.COUNT_REFUSAL, {
+            "address_id": found.id, "hour": hour, "rule": rule[:40]}).scalar()
+        limit = _hospital_policy(ctx, uow.session).refusals_per_hour
+        if limit and refusals >= limit and (found.throttled_until is None or found.throttled_until <= now):
+            found.throttled_until = hour + timedelta(hours=1)
+            uow.session.flush()
+            audit.append(uow.session, ctx.keyring.audit_key, actor=audit.SYSTEM, action="address.throttled",
+                         subject=address_actor(found), details={"refusals": refusals, "rule": rule[:40],
+                                                                "until": found.throttled_until.isoformat()},
+                         at=now)
         uow.commit()
+
+
+def _hospital_policy(ctx: ServiceContext, session: Session) -> Policy:
+    found = hospital(ctx)
+    return ctx.settings.policy.overridden(found.policy_overrides if found is not None else None)
 
 
 def record_export(ctx: ServiceContext, *, day: date, rows: int, staff: Staff, now: datetime) -> None:

@@ -52,9 +52,11 @@ OPEN_DAYS = text(
 # An address as the reads see it (records.find_address), without a lock.
 FIND_ADDRESS = text(
     "SELECT id, kind, locale, opted_out_at, slow_speech, phone_address_id, address_encrypted, "
-    "question_until FROM channel_address WHERE kind = :kind AND address_index = :address_index"
+    "question_until, throttled_until "
+    "FROM channel_address WHERE kind = :kind AND address_index = :address_index"
 ).columns(id=Integer, kind=String, locale=String, opted_out_at=UTCDateTime, slow_speech=Boolean,
-          phone_address_id=Integer, address_encrypted=Text, question_until=UTCDateTime)
+          phone_address_id=Integer, address_encrypted=Text, question_until=UTCDateTime,
+          throttled_until=UTCDateTime)
 
 # Creates the address on first use, and takes its row lock either way.
 LOCK_ADDRESS = text(
@@ -201,5 +203,5 @@ COUNT_REFUSAL = text(
     "INSERT INTO address_refusal (address_id, hour, refusals, last_rule) "
     "VALUES (:address_id, :hour, 1, :rule) "
     "ON CONFLICT (address_id, hour) DO UPDATE SET refusals = address_refusal.refusals + 1, "
-    "last_rule = excluded.last_rule"
+    "last_rule = excluded.last_rule RETURNING refusals"
 ).bindparams(bindparam("hour", type_=UTCDateTime))

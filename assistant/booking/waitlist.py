@@ -323,6 +323,20 @@ def close_day(session: Session, department_ids: list[int], day: date, now: datet
     session.flush()
 
 
+def withdraw_places(session: Session, slot: Slot) -> None:
+    """A slot leaves the schedule: its held places are dropped (their rows too, so the
+    slot may go), and a patient offered one is back on the waitlist in her place."""
+    places = session.execute(select(FreedPlace).where(FreedPlace.slot_id == slot.id)).scalars().all()
+    for place in places:
+        if place.status == OFFER_OPEN and place.entry_id is not None:
+            session.execute(update(WaitlistEntry).where(WaitlistEntry.id == place.entry_id,
+                                                        WaitlistEntry.status == OFFERED)
+                            .values(status=WAITING))
+        session.delete(place)
+    slot.held = 0
+    session.flush()
+
+
 def hold_added_places(session: Session, slot: Slot, added: int, release_at: datetime, now: datetime) -> None:
     """Places a schedule adds to a slot already on sale are held, like freed ones: the
     worker offers them to the waitlist, else they go on sale at `release_at`."""

@@ -63,6 +63,50 @@ class TwilioSmsSender:
         pass
 
 
+class TwilioCallSender:
+    """Phone calls from the hospital's Twilio number, for patients who booked by voice.
+    `ring` places a call that opens a conversation at `answer_url` (our /voice webhook,
+    which asks the open offer or reminder: "press 1"); `send` places a call that says a
+    text twice and hangs up (a draw's result)."""
+
+    kind = "voice"
+
+    def __init__(self, account_sid: str, auth_token: str, from_number: str, answer_url: str,
+                 language: str = "en-US", http_client=None) -> None:
+        from twilio.rest import Client
+
+        self._client = Client(account_sid, auth_token, http_client=http_client)
+        self._from = from_number
+        self._answer_url = answer_url
+        self._language = language
+
+    def _call(self, **how) -> str:
+        from twilio.base.exceptions import TwilioRestException
+
+        try:
+            return self._client.calls.create(from_=self._from, **how).sid
+        except TwilioRestException as exc:
+            raise SendError(f"twilio refused the call: HTTP {exc.status}, code {exc.code}") from None
+        except Exception as exc:  # twilio's and requests' errors: the network, a timeout
+            raise SendError(f"twilio unreachable: {type(exc).__name__}") from None
+
+    def ring(self, address: str) -> str:
+        return self._call(to=address, url=self._answer_url, method="POST")
+
+    def send(self, address: str, text: str, language: str | None = None) -> str:
+        from twilio.twiml.voice_response import VoiceResponse
+
+        spoken = VoiceResponse()
+        for _ in range(2):  # said twice: a call can't be scrolled back
+            spoken.say(text, language=language or self._language)
+            spoken.pause(length=1)
+        spoken.hangup()
+        return self._call(to=address, twiml=str(spoken))
+
+    def close(self) -> None:
+        pass
+
+
 class BackgroundLoop:
     """One asyncio event loop in a daemon thread, for a library that is asyncio (PTB)
     called from synchronous code."""

@@ -206,12 +206,20 @@ def _voice_turn(inbound: Inbound, caller: str, keyed_id: str = "") -> Response:
     return _voice_twiml(app, rendered, locale, inbound.event_id, slow)
 
 
+def _patient_on_the_line() -> str:
+    """The patient's number: the caller, or on a call we placed (an offer or reminder
+    that asks "press 1"), the number called."""
+    if request.form.get("Direction", "").startswith("outbound"):
+        return request.form.get("To", "")
+    return request.form.get("From", "")
+
+
 @webhooks.post("/voice")
 def voice() -> Response:
     """Twilio Voice, a call comes in: greet and ask the first question in a <Gather>."""
     if (refused := _unsigned("/voice")) is not None:
         return refused
-    call_sid, caller = request.form.get("CallSid", ""), request.form.get("From", "")
+    call_sid, caller = request.form.get("CallSid", ""), _patient_on_the_line()
     if not call_sid or not caller:
         return Response("bad request", status=400, mimetype="text/plain")
     return _voice_turn(Inbound(kind=InboundKind.START, language_hint=caller,
@@ -223,7 +231,7 @@ def voice_gather() -> Response:
     """What the caller pressed or said (nothing, when the Gather timed out)."""
     if (refused := _unsigned("/voice/gather")) is not None:
         return refused
-    call_sid, caller = request.form.get("CallSid", ""), request.form.get("From", "")
+    call_sid, caller = request.form.get("CallSid", ""), _patient_on_the_line()
     token = request.args.get("t", "")
     if not call_sid or not caller or not token:
         return Response("bad request", status=400, mimetype="text/plain")
@@ -240,8 +248,8 @@ def voice_status() -> Response:
     if (refused := _unsigned("/voice/status")) is not None:
         return refused
     app = _careline()
-    if request.form.get("CallStatus") in CALL_OVER and request.form.get("From"):
-        conversations.end_conversation(app.services, "voice", request.form["From"], app.clock())
+    if request.form.get("CallStatus") in CALL_OVER and _patient_on_the_line():
+        conversations.end_conversation(app.services, "voice", _patient_on_the_line(), app.clock())
     return Response("", status=204)
 
 

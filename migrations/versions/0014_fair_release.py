@@ -42,6 +42,7 @@ def upgrade() -> None:
     op.add_column('booking', sa.Column('reminded_at', sa.DateTime(), nullable=True))
     op.add_column('booking', sa.Column('kept_at', sa.DateTime(), nullable=True))
     op.add_column('channel_address', sa.Column('question_until', sa.DateTime(), nullable=True))
+    op.add_column('channel_address', sa.Column('throttled_until', sa.DateTime(), nullable=True))
     op.add_column('outbox', sa.Column('channel', sa.String(length=16), nullable=True))
 
     op.create_table(
@@ -175,6 +176,7 @@ def downgrade() -> None:
         op.drop_constraint(op.f('ck_slot_held_within_capacity'), 'slot', type_='check')
         op.drop_constraint(op.f('ck_slot_release_mode'), 'slot', type_='check')
     for table, column in (('outbox', 'channel'), ('channel_address', 'question_until'),
+                          ('channel_address', 'throttled_until'),
                           ('booking', 'kept_at'), ('booking', 'reminded_at'), ('slot', 'drawn'),
                           ('slot', 'requests_open_at'), ('slot', 'held'), ('slot', 'release_mode'),
                           ('schedule_template', 'draw_time'), ('schedule_template', 'release_mode')):

@@ -209,4 +209,6 @@ def test_the_worker_says_what_to_set_when_no_sender_is_configured(app):
            "ASSISTANT_INSTANCE_PATH": str(app.settings.instance_path),
            "ASSISTANT_GENERATE_SECRETS": "false", **keys_environ()}
     result = CliRunner().invoke(main, ["worker", "--once"], env=env)
-    assert result.exit_code == 2 and "ASSISTANT_TWILIO_FROM_NUMBER" in result.output
+    # The scheduled jobs still run; messages wait in the outbox until a sender is set.
+    assert result.exit_code == 0, result.output
+    assert "ASSISTANT_TWILIO_FROM_NUMBER" in result.output and "draws run 0" in result.output

@@ -13,6 +13,13 @@ PostgreSQL. Format (one directive a line):
     = expect yes_no            = ended            = dial +86...
 
 `@now` may appear again later in a file to move the clock (a returning patient).
+Later directives act at that point of the conversation:
+
+    @as ADDRESS      the next messages come from another phone or chat (same channel);
+                     `@as` alone goes back to the first
+    @worker          the worker's scheduled jobs run now (draws, offers, reminders)
+    @outbox          what was queued for the current address since the last look, as
+                     the patient would read it; the check lines below it apply
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from assistant.conversation_backend import ServiceBackend
 from assistant.config import PROJECT_ROOT
 
 TRANSCRIPTS = sorted((Path(__file__).parent.parent / "transcripts").glob("*.txt"))
+OUTBOX = object()  # an Exchange that reads the outbox instead of sending a message
 DEMO_FILE = PROJECT_ROOT / "config" / "demo_hospital.toml"
 
 
@@ -61,6 +69,11 @@ def parse(path: Path) -> Transcript:
             value = value.strip()
             if name == "now" and transcript.steps:
                 transcript.steps.append(("now", value))
+            elif name in ("as", "worker"):
+                transcript.steps.append((name, value))
+            elif name == "outbox":
+                current = Exchange(number, OUTBOX)
+                transcript.steps.append(current)
             elif name in ("channel", "from", "lang", "now"):
                 setattr(transcript, "address" if name == "from" else name, value)
             else:
@@ -95,25 +108,38 @@ def test_transcript(path, app):
         ServiceBackend(app.services, transcript.channel, address).remember_locale(
             transcript.lang, None, clock["now"])
     renderer = renderer_for(app)
-    session = ConsoleSession(
-        transcript.channel, address, renderer,
-        lambda channel, addr, inbound: conversations.run_turn(app.services, channel, addr, inbound,
-                                                              clock["now"], renderer),
-        app.settings.default_locale)
+    sessions: dict[str, ConsoleSession] = {}
+
+    def session_of(addr: str) -> ConsoleSession:
+        if addr not in sessions:
+            sessions[addr] = ConsoleSession(
+                transcript.channel, addr, renderer,
+                lambda channel, sender, inbound: conversations.run_turn(app.services, channel, sender, inbound,
+                                                                        clock["now"], renderer),
+                app.settings.default_locale)
+        return sessions[addr]
+
+    speaking, seen = address, set()
     for step in transcript.steps:
         if isinstance(step, tuple):
-            clock["now"] = parse_now(step[1], app.settings.timezone)
+            if step[0] == "now":
+                clock["now"] = parse_now(step[1], app.settings.timezone)
+            elif step[0] == "as":
+                speaking = step[1] or address
+            elif step[0] == "worker":
+                jobs.run_due_work(app.services, clock["now"], worker="transcript")
             continue
-        rendered = session.send(step.says)
+        if step.says is OUTBOX:
+            shown = "\n".join(queued_for(app, renderer, transcript.channel, speaking, seen))
+            where = f"{path.name}:{step.line_no} the outbox for {speaking} held:\n{shown}"
+            check_text(step.checks, shown, where)
+            continue
+        rendered = session_of(speaking).send(step.says)
         shown = "\n".join(list(rendered.messages) + [f"{o.key} {o.label}" for o in rendered.options])
         where = f"{path.name}:{step.line_no} after {step.says!r}, the assistant said:\n{shown}"
         for kind, expected in step.checks:
-            if kind == "<":
-                assert expected in shown, f"missing {expected!r} — {where}"
-            elif kind == "<!":
-                assert expected not in shown, f"unexpected {expected!r} — {where}"
-            elif kind == "<~":
-                assert re.search(expected, shown), f"no match for /{expected}/ — {where}"
+            if kind in ("<", "<!", "<~"):
+                check_text([(kind, expected)], shown, where)
             else:
                 check, _, value = expected.partition(" ")
                 if check == "expect":
@@ -124,3 +150,43 @@ def test_transcript(path, app):
                     assert rendered.dial == value, f"expected a call to {value}, got {rendered.dial} — {where}"
                 else:
                     raise ValueError(f"{path.name}:{step.line_no}: unknown check {check}")
+
+
+def check_text(checks, shown: str, where: str) -> None:
+    for kind, expected in checks:
+        if kind == "<":
+            assert expected in shown, f"missing {expected!r} — {where}"
+        elif kind == "<!":
+            assert expected not in shown, f"unexpected {expected!r} — {where}"
+        elif kind == "<~":
+            assert re.search(expected, shown), f"no match for /{expected}/ — {where}"
+        else:
+            raise ValueError(f"{where}: only text checks apply to the outbox")
+
+
+def queued_for(app, renderer, channel: str, address: str, seen: set) -> list[str]:
+    """The notices queued for this address and not yet looked at, as its patient reads
+    them (in the address's language)."""
+    from sqlalchemy import select
+
+    from assistant.booking.models import ChannelAddress, OutboxMessage
+    from assistant.booking.records import find_address
+    from assistant.conversation_backend import address_for
+    from assistant.notices import notice_message
+
+    with app.services.uow.read_only() as uow:
+        found = find_address(app.services, uow.session, address_for(channel, address))
+        if found is None:
+            return []
+        rows = uow.session.execute(select(OutboxMessage.id, OutboxMessage.message, OutboxMessage.params,
+                                          ChannelAddress.locale)
+                                   .join(ChannelAddress, OutboxMessage.address_id == ChannelAddress.id)
+                                   .where(OutboxMessage.address_id == found.id)
+                                   .order_by(OutboxMessage.id)).all()
+    texts = []
+    for row_id, message, params, locale in rows:
+        if row_id in seen:
+            continue
+        seen.add(row_id)
+        texts.append(renderer.text(notice_message(message, params), locale or app.settings.default_locale))
+    return texts

@@ -197,9 +197,10 @@ def test_one_identity_from_many_threads_keeps_every_quota(services, now):
     # A returning patient: known, and linked to every address by a booking that staff
     # cancelled (which counts towards no quota). So no racer waits on creating the
     # patient row, and only the patient's row lock can keep the quota counts apart.
-    warm_up = make_slot(services, depts["cardiology"], day=days[0] + timedelta(days=30),
-                        release_at=now - timedelta(days=1))
-    for address in addresses:
+    for n, address in enumerate(addresses):
+        # A slot each: a cancelled place is held for the waitlist, not booked again.
+        warm_up = make_slot(services, depts["cardiology"], day=days[0] + timedelta(days=30 + n),
+                            release_at=now - timedelta(days=1))
         first = book(services, who, warm_up, now, by=address)
         assert isinstance(first, r.Booked), first
         assert isinstance(service.cancel_booking(services, code=first.booking.code,

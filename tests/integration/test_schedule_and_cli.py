@@ -503,21 +503,32 @@ def test_schedule_dropped_from_the_file_keeps_booked_slots(app, demo, now, tmp_p
 
 
 def test_release_follows_the_department_policy(app, demo, now):
-    eyes = find_slot(app, "ophthalmology", MONDAY, 9)
     heart = find_slot(app, "cardiology", MONDAY, 9)
-    assert eyes.release_at == local(MONDAY - timedelta(days=3), 8)
-    assert heart.release_at == local(MONDAY - timedelta(days=7), 15)
+    assert (heart.release_mode, heart.release_at) == ("first_come", local(MONDAY - timedelta(days=7), 15))
     who = person("Early Bird")
-    refused = service.book_slot(app.services, identity_input=who, slot_id=eyes.id, channel="sms",
-                                now=now, booked_by=phone(70))
-    assert refused == r.NotYetOpen(opens_at=local(date(2026, 12, 4), 8))
-    opened = service.book_slot(app.services, identity_input=who, slot_id=eyes.id, channel="sms",
-                               now=local(date(2026, 12, 4), 8), booked_by=phone(70))
+    bones = find_slot(app, "orthopedics", MONDAY, 9)
+    refused = service.book_slot(app.services, identity_input=who, slot_id=bones.id, channel="sms",
+                                now=bones.release_at - timedelta(minutes=1), booked_by=phone(70))
+    assert refused == r.NotYetOpen(opens_at=bones.release_at)
+    opened = service.book_slot(app.services, identity_input=who, slot_id=bones.id, channel="sms",
+                               now=bones.release_at, booked_by=phone(70))
     assert isinstance(opened, r.Booked), opened
 
 
+def test_the_scarce_clinic_releases_by_draw(app, demo, now):
+    """Ophthalmology takes requests from 08:00 three days ahead until the draw at 20:00;
+    nobody books it first come before the draw has run."""
+    eyes = find_slot(app, "ophthalmology", MONDAY, 9)
+    assert eyes.release_mode == "draw"
+    assert eyes.requests_open_at == local(MONDAY - timedelta(days=3), 8)
+    assert eyes.release_at == local(MONDAY - timedelta(days=3), 20)
+    early = service.book_slot(app.services, identity_input=person("Early Bird"), slot_id=eyes.id, channel="sms",
+                              now=local(MONDAY - timedelta(days=3), 20, 1), booked_by=phone(70))
+    assert isinstance(early, r.NotYetOpen)
+
+
 def test_release_is_the_same_for_every_slot_of_a_day(app, demo):
-    for department, days_ahead, at in (("ophthalmology", 3, time(8)), ("general", 7, time(15))):
+    for department, days_ahead, at in (("ophthalmology", 3, time(20)), ("general", 7, time(15))):
         for slot in slots_on(app, department, MONDAY):
             assert slot.release_at == datetime.combine(MONDAY - timedelta(days=days_ahead), at, tzinfo=TZ)
 

@@ -269,3 +269,18 @@ def test_pending_question_prefers_an_open_offer(services, full_day, now):
         address_id = uow.session.execute(select(WaitlistEntry.address_id).order_by(WaitlistEntry.id)).scalars().first()
         question = reminders.pending_question(services, uow.session, address_id, when)
     assert question.kind == "offer" and question.expires_at == when + timedelta(minutes=30)
+
+
+def test_a_waitlist_is_joined_only_for_a_full_day_on_sale(services, now):
+    with services.uow() as uow:
+        depts = add_hospital(uow.session)
+        add_slot(uow.session, depts["bones"], VISIT, 9, capacity=1, release_at=now - timedelta(days=1))
+        add_slot(uow.session, depts["eyes"], VISIT, 9, capacity=1, release_at=now + timedelta(days=1))
+        uow.commit()
+    free = join(services, depts["bones"], now, 20)
+    early = join(services, depts["eyes"], now, 21)
+    nothing = release.request_place(services, department_id=depts["cardiology"], visit_date=VISIT, part="any",
+                                    channel="sms", now=now, booked_by=phone(22), identity_input=person("Nobody"))
+    assert isinstance(free, r.PlacesFree)
+    assert isinstance(early, r.NotYetOpen) and early.opens_at == now + timedelta(days=1)
+    assert isinstance(nothing, r.SlotNotFound)

@@ -9,16 +9,17 @@ The engine is driven with the fake backend through every step and every reply it
 emit, with realistic worst cases: the long department names of
 `FakeBackend.demo(long_names=True)`, a full date ("Wednesday, December 30, 2026",
 "miércoles, 30 de diciembre de 2026"), four long-ish names in "Who is the appointment
-for?". Each turn is rendered with `render_sms` from the real catalogs. Run with -s to
-see the largest segment count per language. The counter's own boundaries are tested in
-test_sms_segments.py.
+for?", and for a fair release three days to request (in a draw, or on a full day's
+waiting list), each with its parts of the day. Each turn is rendered with `render_sms`
+from the real catalogs. Run with -s to see the largest segment count per language. The
+counter's own boundaries are tested in test_sms_segments.py.
 """
 
 from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 
@@ -58,6 +59,10 @@ READ_BACKS = {
     "Please check: {name}, {department}, {date} at {time}, ID ending {last4}. Book it?",
     "Please check: {name}, born {born}, {department}, {date} at {time}, ID ending {last4}. Book it?",
     "Move the booking of {name} to {department}, {date} at {time}? ID ending {last4}.",
+    # A fair release: a request in a draw, or a place on a full day's waiting list.
+    "Please check: a request for {name}, {department}, {date}, {part}, ID ending {last4}. "
+    "The draw is on {draw_date} at {draw_time}. Send the request?",
+    "Please check: the waiting list for {name}, {department}, {date}, {part}, ID ending {last4}. Join it?",
 }
 NAMES = {
     "en": ["Maria Guadalupe Hernandez", "Christopher Williamson", "Alexandra Montgomery",
@@ -87,8 +92,16 @@ REFUSALS = [
     ports.Refused("suspended", {"reason": "no_shows", "until": date(2026, 12, 30), "scope": "address"}),
     ports.Refused("suspended", {"reason": "cancellations", "until": date(2026, 12, 30), "scope": "address"}),
     ports.Refused("invalid_address"),
+    ports.Refused("throttled", {"until": datetime(2026, 12, 29, 10, 0, tzinfo=TZ)}),
     ports.Refused("invalid_identity", {"field": "name"}),
     ports.Refused("something_new"),
+]
+REQUEST_REFUSALS = [
+    ports.Refused("already_requested"),
+    ports.Refused("requests_closed", {"opens_at": WEDNESDAY_3PM}),
+    ports.Refused("requests_closed"),
+    ports.Refused("places_free"),
+    ports.Refused("nothing_to_answer"),
 ]
 CANCEL_REFUSALS = [
     ports.Refused("cancellation_deadline", {"deadline": datetime(2026, 12, 30, 16, 0, tzinfo=TZ)}),
@@ -113,6 +126,46 @@ def hospital(locale: str, *, linked: int = 0, self_linked: bool = True, bookings
         # Department 1 (the longest name), one slot a day at 8:00 from Wednesday on.
         seed_booking(fake, ref=ref, slot_id=1 + 8 * index, now=NOW)
     return fake
+
+
+def request_days(kind: str) -> list[ports.RequestDay]:
+    """Three days from Wednesday the 30th: the first two in the morning and the
+    afternoon, the last only in the morning. A draw is made at 20:00 the day before."""
+    days = [TODAY + timedelta(days=offset) for offset in (1, 2, 3)]
+    return [ports.RequestDay(day, kind, ("morning", "afternoon") if index < 2 else ("morning",),
+                             datetime.combine(day - timedelta(days=1), time(20), tzinfo=TZ)
+                             if kind == "draw" else None)
+            for index, day in enumerate(days)]
+
+
+def draw_hospital(locale: str, **kwargs) -> FakeBackend:
+    """Department 1 (the longest name) gives out its places by a draw."""
+    fake = hospital(locale, **kwargs)
+    fake.request_days_[1] = request_days("draw")
+    return fake
+
+
+def waitlist_hospital(locale: str, **kwargs) -> FakeBackend:
+    """Department 1 is full every day; its full days have waiting lists."""
+    fake = hospital(locale, **kwargs)
+    for slot in fake.slots:
+        if slot.department_id == 1:
+            slot.booked = slot.capacity
+    fake.request_days_[1] = request_days("waitlist")
+    return fake
+
+
+def asked(locale: str, kind: str) -> tuple[FakeBackend, Turn]:
+    """A freed place offered (or the day-before reminder) four minutes after the
+    patient's last message; "hello" starts the conversation again and hears it."""
+    fake = hospital(locale, linked=1, bookings=1 if kind == "reminder" else 0)
+    turn = drive(fake, (), locale=locale, now=NOW - timedelta(minutes=10))
+    fake.question = ports.Question(kind, fake.departments_[0].names, WEDNESDAY_3PM,
+                                   NOW + timedelta(minutes=25), NOW - timedelta(minutes=4),
+                                   fake.bookings_[0].code if kind == "reminder" else None)
+    turn = send(fake, turn.state, "hello", now=NOW)
+    assert turn.state.step == Step.QUESTION, turn.state.step
+    return fake, turn
 
 
 def new_patient(locale: str, *, family: bool = False, id_number: str = CN_ID):
@@ -215,6 +268,13 @@ def collect(locale: str) -> list[Case]:
         "who (4 names, one is me)": lambda: c_route((pick("book"),), fake=hospital(locale, linked=4)),
         "who (4 names, none is me)": lambda: c_route(
             (pick("book"),), fake=hospital(locale, linked=4, self_linked=False)),
+        "request (draw)": lambda: c_route(new_patient(locale) + (pick("dept:1"),), fake=draw_hospital(locale)),
+        "request (waitlist)": lambda: c_route(new_patient(locale) + (pick("dept:1"),),
+                                              fake=waitlist_hospital(locale)),
+        "request read-back": lambda: c_route(new_patient(locale) + (pick("dept:1"), pick("request:")),
+                                             fake=draw_hospital(locale)),
+        "question (offer)": lambda: asked(locale, "offer"),
+        "question (reminder)": lambda: asked(locale, "reminder"),
     }
 
     def c_route(route, fake=None):
@@ -335,6 +395,53 @@ def collect(locale: str) -> list[Case]:
     c.then("keep it", fake, at_action, key_of(at_action, "keep"))
     fake.bookings_[0].status = "cancelled"
     c.then("booking gone", fake, at_action, "9")
+
+    # A fair release: requests in a draw, a full day's waiting list, their refusals.
+    for kind, make in (("draw", draw_hospital), ("waitlist", waitlist_hospital)):
+        fake, at_request = c.go(f"{kind} request menu", new_patient(locale) + (pick("dept:1"),),
+                                fake=make(locale), expect=Step.REQUEST)
+        page2 = c.then(f"{kind} request menu page 2", fake, at_request, key_of(at_request, "more"))
+        first = [value for _, value in at_request.state.menu if value.startswith("request:")]
+        second = [value for _, value in page2.state.menu if value.startswith("request:")]
+        assert len(first) + len(second) == 7, (first, second)  # 3 + 3 + 1: every day and part
+
+        def to(value: str):
+            return (pick("dept:1"),) + ((pick("more"),) if value in second else ()) + (pick(value),)
+
+        for value in first + second:  # every day and part; the last is a whole day, "any time"
+            c.go(f"{kind} read-back {value}", new_patient(locale) + to(value), fake=make(locale),
+                 expect=Step.CONFIRM)
+        fake, at_read_back = c.go(f"{kind} read-back", new_patient(locale) + to(value), fake=make(locale),
+                                  expect=Step.CONFIRM)
+        c.then(f"{kind} read-back: no", fake, at_read_back, "2")
+        c.then(f"{kind} request sent", fake, at_read_back, "1")
+        fake = make(locale, linked=4)
+        _, at_read_back = c.go(f"{kind} read-back, linked patient", (pick("book"), pick("patient:1")) + to(value),
+                               fake=fake, expect=Step.CONFIRM)
+        c.then(f"{kind} request sent, linked patient", fake, at_read_back, "1")
+        for refused in REQUEST_REFUSALS:
+            fake, at_read_back = c_route(new_patient(locale) + to(value), fake=make(locale))
+            fake.refuse_next = refused
+            c.then(f"{kind} request refused: {refused.rule} {dict(refused.params)}", fake, at_read_back, "1")
+    fake, at_waitlist = c_route(new_patient(locale) + (pick("dept:1"),), fake=waitlist_hospital(locale))
+    c.then("waitlist: a day not offered", fake, at_waitlist, "xyzzy")
+    fake, at_draw = c.go("draw: another day", new_patient(locale) + (pick("dept:1"),),
+                         fake=draw_hospital(locale), expect=Step.REQUEST)
+    c.then("draw: another day chosen", fake, at_draw, key_of(at_draw, "other_day"))
+
+    # Answering what we asked by message: a freed place, the day-before reminder.
+    for kind in ("offer", "reminder"):
+        for answer in ("1", "2", "yes", "no", "xyzzy"):
+            fake, at_question = asked(locale, kind)
+            c.then(f"question ({kind}): {answer}", fake, at_question, answer)
+        fake, at_question = asked(locale, kind)
+        c.then(f"question ({kind}): too late", fake, at_question, "1", now=NOW + timedelta(hours=1))
+        fake, at_question = asked(locale, kind)
+        fake.question = None
+        c.then(f"question ({kind}): answered elsewhere", fake, at_question, "2")
+        # The first message after the offer answers it straight away.
+        fake, _ = asked(locale, kind)
+        c.keep(f"question ({kind}) answered at once", send(fake, None, "1", hint=locale, now=NOW))
 
     # The hospital has nothing to offer, or fails.
     fake = hospital(locale)

@@ -21,7 +21,7 @@ QUOTA_SENTENCES = {
 
 # Refusals only the desk can help with: the reply also gives its number and hours.
 DESK_RULES = frozenset({"cancellation_deadline", "patients_per_address", "suspended",
-                        "invalid_address"})
+                        "invalid_address", "throttled"})
 
 
 def needs_desk(refused: Refused) -> bool:
@@ -71,6 +71,9 @@ def explain(refused: Refused) -> tuple[Msg, str]:
     if rule == "cancellation_deadline":
         return (msg(N_("It is too late to change this booking here: the deadline was {date} at {time}. Please call the desk."),
                     date=When(p["deadline"], "date"), time=When(p["deadline"], "time")), Step.MENU)
+    if rule == "throttled":
+        return (msg(N_("We have had many tries from this number in a short time. Please try again after {time}, "
+                       "or call the desk."), time=When(p["until"], "time")), Step.MENU)
     if rule == "already_requested":
         return msg(N_("This patient has already asked for a place in this department that day.")), Step.MENU
     if rule == "requests_closed":
@@ -78,6 +81,8 @@ def explain(refused: Refused) -> tuple[Msg, str]:
             return (msg(N_("Requests for that day open on {date} at {time}."),
                         date=When(p["opens_at"], "date"), time=When(p["opens_at"], "time")), Step.MENU)
         return msg(N_("Requests for that day have closed: the draw has been made.")), Step.MENU
+    if rule == "places_free":
+        return msg(N_("That day has free times again: please choose one.")), Step.SOONEST
     if rule == "nothing_to_answer":
         return msg(N_("That offer is no longer open: it was answered, or its time ran out.")), Step.MENU
     if rule in ("booking_not_found", "not_active", "not_permitted"):

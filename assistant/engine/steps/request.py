@@ -75,7 +75,14 @@ def request_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
 
 
 def request_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
-    choice = label_choice(state, text) or menu_choice(state, text)
+    from assistant.engine.parse import parse_choice
+
+    choice = label_choice(state, text)
+    if choice is None and parse_choice(text) is None:
+        typed = _typed_day(state, text, ctx)  # "Monday afternoon", "12月7日"
+        if typed is not None:
+            return typed
+    choice = choice or menu_choice(state, text)
     if choice is None:
         return Retry()
     if choice == "more":
@@ -87,12 +94,33 @@ def request_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
                                         slot_id=None, slot_start=None, page=0))
 
 
+def _typed_day(state: Conversation, text: str, ctx: Ctx) -> Answer | None:
+    """A day (and part of it) in words: requested if it is offered, else when it opens."""
+    from assistant.engine.parse import DayPart, parse_date, parse_day_part
+
+    day = parse_date(text, ctx.today, day_first=state.locale == "es")
+    if day is None:
+        return None
+    offered = {d.day: d for d in ctx.backend.request_days(state.department_id, ctx.now)}
+    if day in offered:
+        part = {DayPart.MORNING: "morning", DayPart.AFTERNOON: "afternoon"}.get(parse_day_part(text), "any")
+        if part not in offered[day].parts:
+            part = "any"
+        return Go(Step.CONFIRM, state.with_(request_day=day, request_part=part, slot_id=None,
+                                            slot_start=None, page=0))
+    opens = ctx.backend.opens_at(state.department_id, day, ctx.now)
+    if opens is not None:
+        return Retry(msg(N_("Booking for {day} opens on {date} at {time}."), day=When(day, "date"),
+                         date=When(opens, "date"), time=When(opens, "time")), counts_as_failure=False)
+    return Retry(msg(N_("There are no free times on {day}."), day=When(day, "date")), counts_as_failure=False)
+
+
 # ---- the read-back and the request itself (called from the confirm step) -----------------------
 
 
 def read_back(state: Conversation, ctx: Ctx, name: str, last4: str) -> Msg:
     department = _names(ctx, state.department_id)
-    day = When(state.request_day, "date")
+    day = When(state.request_day, "date_short")  # the read-back must fit two SMS in every language
     part = msg(PART_WORDS.get(state.request_part or "any", PART_WORDS["any"]))
     draws = {d.day: d for d in request_days(ctx, state.department_id, "draw")}
     drawn_at = draws[state.request_day].closes_at if state.request_day in draws else None
@@ -114,7 +142,7 @@ def send_request(state: Conversation, ctx: Ctx, who, after) -> Answer:
         sentence, step = refusals.explain(outcome)
         if step == Step.ID_NUMBER and state.patient_ref is not None:
             step = Step.MENU
-        if step == Step.SOONEST:
+        if step == Step.SOONEST and outcome.rule != "places_free":
             step = Step.MENU  # the day can't be asked again: start over from the menu
         return Go(step, cleared, say=(sentence,), desk=refusals.needs_desk(outcome))
     return Go(Step.MENU, after(cleared, outcome.patient_ref), say=_requested_sentences(outcome))
