@@ -568,7 +568,7 @@ LEFT = "left"  # declined, let an offer expire, or the day has passed
 
 class WaitlistEntry(Base):
     """A patient waiting for a place on one department's day: the draw's losers in the
-    draw's order, then whoever joins, by time of joining."""
+    draw's order, then whoever joins later, in a keyed random order."""
 
     __tablename__ = "waitlist_entry"
     __table_args__ = (
@@ -591,6 +591,8 @@ class WaitlistEntry(Base):
     name_encrypted: Mapped[str | None] = mapped_column(Text)
     name_index: Mapped[str | None] = mapped_column(String(64))
     draw_position: Mapped[int | None]  # from the draw; None for those who joined later
+    # Those who joined later queue by this keyed hash (waitlist.queue_key), not by speed.
+    queue_key: Mapped[str | None] = mapped_column(String(64))
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(16), default=WAITING)
     booking_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"))

@@ -287,8 +287,8 @@ def request_place(ctx: ServiceContext, *, department_id: int, visit_date: date, 
                 "request": request.id, "patient": masked_patient(patient), "part": part}, now))
             result = r.Requested("draw", department_id, dict(day.names), visit_date, part, draw_at=draw.draw_at)
         else:
-            entry = waitlist.join(session, department_id=department_id, visit_date=visit_date,
-                                  joined_at=now, draw_position=None, **common)
+            entry = waitlist.join(ctx, session, department_id=department_id, visit_date=visit_date,
+                                  joined_at=now, **common)
             entries.append(audit.Entry(actor, "waitlist.joined", f"waitlist:{entry.id}", {
                 "patient": masked_patient(patient), "department": department_id,
                 "visit_date": visit_date.isoformat(), "part": part}, now))

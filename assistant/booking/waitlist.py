@@ -3,7 +3,8 @@
 Rule: a place given back (a cancellation, the old half of a reschedule, a reminder
 answered "release", a capacity raised) is not put back on sale. It is held (`slot.held`,
 which first-come booking can't take) and offered down the day's waitlist, one patient
-at a time, in order: the draw's order first, then by time of joining. An offer waits
+at a time, in order: the draw's order first, then those who joined later in a keyed
+random order (`queue_key`), so joining the moment a day fills wins nothing. An offer waits
 `offer_minutes` for "1"; declined or expired, it moves to the next patient, and that
 patient leaves the list. Only when nobody on the list fits does the place go back on
 sale, at the department's next release time, with the other places freed that day.
@@ -50,35 +51,44 @@ from assistant.booking.uow import UnitOfWork
 PLACE_OFFERED = "place_offered"  # assistant/notices.py holds the sentences
 
 
-def join(session: Session, *, department_id: int, visit_date: date, patient_id: int, address_id: int,
-         channel: str, part: str, relation: str, name_encrypted: str | None, name_index: str | None,
-         joined_at: datetime, draw_position: int | None, flush: bool = True) -> WaitlistEntry:
+def join(ctx: ServiceContext, session: Session, *, department_id: int, visit_date: date, patient_id: int,
+         address_id: int, channel: str, part: str, relation: str, name_encrypted: str | None,
+         name_index: str | None, joined_at: datetime) -> WaitlistEntry:
+    """Join a day's waitlist after its draw (or on a first-come day). The place in the
+    queue is a keyed hash, which nobody can predict or choose: not by speed, not by
+    trying again."""
     entry = WaitlistEntry(department_id=department_id, visit_date=visit_date, patient_id=patient_id,
                           address_id=address_id, channel=channel, part=part, relation=relation,
                           name_encrypted=name_encrypted, name_index=name_index, joined_at=joined_at,
-                          draw_position=draw_position, status=WAITING)
+                          draw_position=None, status=WAITING,
+                          queue_key=queue_key(ctx, department_id, visit_date, patient_id))
     session.add(entry)
-    if flush:
-        session.flush()
+    session.flush()
     return entry
 
 
+def queue_key(ctx: ServiceContext, department_id: int, visit_date: date, patient_id: int) -> str:
+    """The same for a patient who leaves and joins again: no second throw of the dice."""
+    return ctx.keyring.blind_index("waitlist-order", f"{department_id}:{visit_date.isoformat()}:{patient_id}")
+
+
 def queue_order():
-    """The waitlist's order: the draw's order, then time of joining."""
+    """The waitlist's order: the draw's order, then the keyed order of later joiners."""
     return (WaitlistEntry.draw_position.is_(None), WaitlistEntry.draw_position,
-            WaitlistEntry.joined_at, WaitlistEntry.id)
+            WaitlistEntry.queue_key, WaitlistEntry.id)
 
 
 def position_of(session: Session, entry: WaitlistEntry) -> int:
-    """1 for the next patient to be offered a place."""
-    ahead = session.execute(select(func.count()).select_from(WaitlistEntry).where(
+    """1 for the next patient to be offered a place, as the queue stands now."""
+    if entry.draw_position is not None:
+        ahead = or_(WaitlistEntry.draw_position < entry.draw_position)
+    else:
+        ahead = or_(WaitlistEntry.draw_position.is_not(None), WaitlistEntry.queue_key < entry.queue_key,
+                    and_(WaitlistEntry.queue_key == entry.queue_key, WaitlistEntry.id < entry.id))
+    count = session.execute(select(func.count()).select_from(WaitlistEntry).where(
         WaitlistEntry.department_id == entry.department_id, WaitlistEntry.visit_date == entry.visit_date,
-        WaitlistEntry.status == WAITING, WaitlistEntry.id != entry.id,
-        or_(and_(WaitlistEntry.draw_position.is_not(None), entry.draw_position is None),
-            WaitlistEntry.joined_at < entry.joined_at,
-            and_(WaitlistEntry.joined_at == entry.joined_at, WaitlistEntry.id < entry.id))
-    )).scalar_one()
-    return ahead + 1
+        WaitlistEntry.status == WAITING, WaitlistEntry.id != entry.id, ahead)).scalar_one()
+    return count + 1
 
 
 # ---- freeing a place ------------------------------------------------------------------

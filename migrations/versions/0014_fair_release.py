@@ -77,6 +77,7 @@ def upgrade() -> None:
         sa.Column('name_encrypted', sa.Text(), nullable=True),
         sa.Column('name_index', sa.String(length=64), nullable=True),
         sa.Column('draw_position', sa.Integer(), nullable=True),
+        sa.Column('queue_key', sa.String(length=64), nullable=True),
         sa.Column('joined_at', sa.DateTime(), nullable=False),
         sa.Column('status', sa.String(length=16), nullable=False),
         sa.Column('booking_id', sa.Integer(), nullable=True),

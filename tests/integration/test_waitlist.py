@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from assistant.booking import release, reminders, results as r, service, waitlist
 from assistant.booking.models import Booking, FreedPlace, OutboxMessage, Slot, WaitlistEntry
+from assistant.booking.records import find_address
 from tests.support import add_hospital, add_slot, local, person, phone
 
 VISIT = date(2026, 12, 7)
@@ -34,11 +35,20 @@ def full_day(services, now):
                                    identity_input=person("Holder " + "AB"[n]), booked_by=phone(n))
         assert isinstance(booked, r.Booked), booked
         codes.append(booked.booking.code)
+    positions = []
     for n in range(2):
         joined = join(services, depts["cardiology"], now + timedelta(minutes=n), 10 + n)
         assert isinstance(joined, r.Requested) and joined.kind == "waitlist", joined
-        assert joined.position == n + 1
-    return {"slot": slot, "codes": codes, "department": depts["cardiology"], "depts": depts}
+        positions.append(joined.position)
+    # Joiners queue in a keyed random order: whoever is first, the other is second.
+    with services.uow.read_only() as uow:
+        queue = uow.session.execute(select(WaitlistEntry.address_id).order_by(*waitlist.queue_order())).scalars().all()
+        by_address = {found.id: n for n in (10, 11)
+                      for found in [find_address(services, uow.session, phone(n))]}
+    first, second = (by_address[a] for a in queue)
+    assert positions[0] in (1, 2) and positions[1] == (1 if first == 11 else 2)
+    return {"slot": slot, "codes": codes, "department": depts["cardiology"], "depts": depts,
+            "first": phone(first), "second": phone(second)}
 
 
 def join(services, department_id, when, n, part="any"):
@@ -63,8 +73,16 @@ def offers(services):
 
 
 def entry_status(services):
+    """The waitlist's statuses, in its queue's order."""
     with services.uow.read_only() as uow:
-        return [e.status for e in uow.session.execute(select(WaitlistEntry).order_by(WaitlistEntry.id)).scalars()]
+        return [e.status for e in uow.session.execute(
+            select(WaitlistEntry).order_by(*waitlist.queue_order())).scalars()]
+
+
+def test_joiners_queue_by_a_keyed_order_that_joining_again_cannot_change(services, now):
+    a = waitlist.queue_key(services, 1, VISIT, 7)
+    assert a == waitlist.queue_key(services, 1, VISIT, 7)
+    assert a != waitlist.queue_key(services, 1, VISIT, 8) and a != waitlist.queue_key(services, 2, VISIT, 7)
 
 
 def test_a_cancelled_place_is_offered_to_the_first_on_the_list_not_sold(services, full_day, now):
@@ -87,7 +105,7 @@ def test_a_cancelled_place_is_offered_to_the_first_on_the_list_not_sold(services
 def test_one_takes_the_offered_place(services, full_day, now):
     when = now + timedelta(hours=1)
     cancel(services, full_day["codes"][0], 0, when)
-    taken = waitlist.answer_offer(services, address=phone(10), accept=True, channel="sms",
+    taken = waitlist.answer_offer(services, address=full_day["first"], accept=True, channel="sms",
                                   now=when + timedelta(minutes=5))
     assert isinstance(taken, r.Answered) and taken.accepted and taken.code, taken
     assert entry_status(services) == ["booked", "waiting"]
@@ -100,11 +118,11 @@ def test_one_takes_the_offered_place(services, full_day, now):
 def test_two_passes_it_to_the_next_patient(services, full_day, now):
     when = now + timedelta(hours=1)
     cancel(services, full_day["codes"][0], 0, when)
-    passed = waitlist.answer_offer(services, address=phone(10), accept=False, channel="sms", now=when)
+    passed = waitlist.answer_offer(services, address=full_day["first"], accept=False, channel="sms", now=when)
     assert isinstance(passed, r.Answered) and not passed.accepted
     assert entry_status(services) == ["left", "offered"]
-    # Someone else answering "1" from another phone takes nothing.
-    stranger = waitlist.answer_offer(services, address=phone(10), accept=True, channel="sms", now=when)
+    # The one who passed answering "1" now takes nothing: it is the next patient's.
+    stranger = waitlist.answer_offer(services, address=full_day["first"], accept=True, channel="sms", now=when)
     assert isinstance(stranger, r.NothingToAnswer)
 
 
@@ -114,16 +132,16 @@ def test_an_unanswered_offer_expires_and_moves_on(services, full_day, now):
     assert waitlist.run_due(services, when + timedelta(minutes=29)).expired == 0
     moved = waitlist.run_due(services, when + timedelta(minutes=30))
     assert (moved.expired, entry_status(services)) == (1, ["left", "offered"])
-    late = waitlist.answer_offer(services, address=phone(10), accept=True, channel="sms",
+    late = waitlist.answer_offer(services, address=full_day["first"], accept=True, channel="sms",
                                  now=when + timedelta(minutes=31))
     assert isinstance(late, r.NothingToAnswer)
 
 
 def test_with_nobody_waiting_a_place_goes_back_on_sale_only_at_the_next_release(services, full_day, now):
     when = now + timedelta(hours=1)  # 10:00 in Shanghai; release time is 15:00
-    for n in (10, 11):  # both waiting patients pass
-        cancel(services, full_day["codes"][0], 0, when) if n == 10 else None
-        waitlist.answer_offer(services, address=phone(n), accept=False, channel="sms", now=when)
+    cancel(services, full_day["codes"][0], 0, when)
+    for waiting in (full_day["first"], full_day["second"]):  # both waiting patients pass
+        waitlist.answer_offer(services, address=waiting, accept=False, channel="sms", now=when)
     assert offers(services) == [("held", None)]
     waitlist.run_due(services, local(date(2026, 12, 1), 14, 59))
     assert free(services, full_day, when) == []
@@ -156,12 +174,13 @@ def test_an_offer_answered_from_the_right_phone_still_follows_the_quotas(service
         uow.commit()
     when = now + timedelta(hours=1)
     with services.uow.read_only() as uow:
-        patient_id = uow.session.execute(select(WaitlistEntry.patient_id).order_by(WaitlistEntry.id)).scalars().first()
+        patient_id = uow.session.execute(select(WaitlistEntry.patient_id)
+                                         .order_by(*waitlist.queue_order())).scalars().first()
     booked = service.book_slot(services, slot_id=other, channel="sms", now=when, patient_ref=patient_id,
-                               booked_by=phone(10))
+                               booked_by=full_day["first"])
     assert isinstance(booked, r.Booked)
     cancel(services, full_day["codes"][0], 0, when)
-    taken = waitlist.answer_offer(services, address=phone(10), accept=True, channel="sms", now=when)
+    taken = waitlist.answer_offer(services, address=full_day["first"], accept=True, channel="sms", now=when)
     assert isinstance(taken, r.QuotaExceeded)
 
 
@@ -266,7 +285,8 @@ def test_pending_question_prefers_an_open_offer(services, full_day, now):
     when = now + timedelta(hours=1)
     cancel(services, full_day["codes"][0], 0, when)
     with services.uow.read_only() as uow:
-        address_id = uow.session.execute(select(WaitlistEntry.address_id).order_by(WaitlistEntry.id)).scalars().first()
+        address_id = uow.session.execute(select(WaitlistEntry.address_id)
+                                         .order_by(*waitlist.queue_order())).scalars().first()
         question = reminders.pending_question(services, uow.session, address_id, when)
     assert question.kind == "offer" and question.expires_at == when + timedelta(minutes=30)
 
