@@ -55,7 +55,7 @@ TRANSITIONS: dict[str, StepSpec] = {
     S.NAME: StepSpec(S.ID_NUMBER, (S.DEPARTMENT, S.BIRTH_DATE), "the name on the ID"),
     S.BIRTH_DATE: StepSpec(S.NAME, (S.DEPARTMENT,), "the birth date, for IDs that don't carry it"),
     S.DEPARTMENT: StepSpec(S.WHO, (S.SOONEST, S.DAY), "which department (a word, or a menu)"),
-    S.DAY: StepSpec(S.DEPARTMENT, (S.DAY_PART, S.TIME, S.REQUEST),
+    S.DAY: StepSpec(S.DEPARTMENT, (S.DAY_PART, S.TIME, S.REQUEST, S.CONFIRM),
                     "which day (listed, or free text; none free: a waiting list)"),
     S.DAY_PART: StepSpec(S.DAY, (S.TIME,), "morning or afternoon"),
     S.TIME: StepSpec(S.DAY, (S.CONFIRM,), "which time"),

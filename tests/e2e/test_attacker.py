@@ -132,7 +132,7 @@ def test_an_attacker_who_knows_the_id_cannot_see_spoil_or_suspend_the_patient(ap
     victim.choose("My bookings")
     assert "General Medicine" in victim.text() and "Cardiology" not in victim.text()
     victim.send("menu")
-    assert "Your booking code is" in book(victim, for_whom=VICTIM_NAME, department="eyes")
+    assert "Your booking code is" in book(victim, for_whom=VICTIM_NAME, department="bones")
     victim.close()
 
     waiting = cli(app, "outbox", "list")
@@ -155,14 +155,14 @@ def test_the_patient_cancels_what_a_relative_booked_with_the_code_from_her_notic
     assert "Your booking code is" in book(mother, for_whom="For me", department="general")
     mother.close()
     daughter = Chat(app, "700100200", channel="telegram")
-    assert "Your booking code is" in book(daughter, for_whom="For someone else", department="eyes")
+    assert "Your booking code is" in book(daughter, for_whom="For someone else", department="bones")
     daughter.close()
 
     [code] = re.findall(r"code ([A-Z0-9]{8})\.", cli(app, "outbox", "list"))
     mother = Chat(app, VICTIM_PHONE)
     mother.send("hello")
     mother.choose("My bookings")
-    assert "Ophthalmology" not in mother.text()  # her daughter's booking isn't hers to list
+    assert "Orthopedics" not in mother.text()  # her daughter's booking isn't hers to list
     mother.choose("someone made for me")
     mother.send(code)
     mother.send("1234")  # a wrong ending finds nothing, and says no more
@@ -170,7 +170,7 @@ def test_the_patient_cancels_what_a_relative_booked_with_the_code_from_her_notic
     mother.choose("someone made for me")
     mother.send(code.lower())
     mother.send(VICTIM_ID[-4:])
-    assert code in mother.text() and "Ophthalmology" in mother.text()
+    assert code in mother.text() and "Orthopedics" in mother.text()
     mother.choose("Cancel this booking")
     assert f"The booking {code} is cancelled." in "\n".join(mother.send("yes")["replies"])
     mother.close()

@@ -18,14 +18,18 @@ Later directives act at that point of the conversation:
     @as ADDRESS      the next messages come from another phone or chat (same channel);
                      `@as` alone goes back to the first
     @worker          the worker's scheduled jobs run now (draws, offers, reminders)
+    @fill DEPT DAY   other patients (booked at the desk) take every free place that day
+    @free DEPT DAY   the desk cancels one of those bookings: a place comes free
     @outbox          what was queued for the current address since the last look, as
                      the patient would read it; the check lines below it apply
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -69,7 +73,7 @@ def parse(path: Path) -> Transcript:
             value = value.strip()
             if name == "now" and transcript.steps:
                 transcript.steps.append(("now", value))
-            elif name in ("as", "worker"):
+            elif name in ("as", "worker", "fill", "free"):
                 transcript.steps.append((name, value))
             elif name == "outbox":
                 current = Exchange(number, OUTBOX)
@@ -128,15 +132,20 @@ def test_transcript(path, app):
                 speaking = step[1] or address
             elif step[0] == "worker":
                 jobs.run_due_work(app.services, clock["now"], worker="transcript")
+            elif step[0] in ("fill", "free"):
+                department, day = step[1].split()
+                (fill_day if step[0] == "fill" else free_one)(app, department, date.fromisoformat(day), clock["now"])
             continue
         if step.says is OUTBOX:
             shown = "\n".join(queued_for(app, renderer, transcript.channel, speaking, seen))
             where = f"{path.name}:{step.line_no} the outbox for {speaking} held:\n{shown}"
+            echo(where)
             check_text(step.checks, shown, where)
             continue
         rendered = session_of(speaking).send(step.says)
         shown = "\n".join(list(rendered.messages) + [f"{o.key} {o.label}" for o in rendered.options])
         where = f"{path.name}:{step.line_no} after {step.says!r}, the assistant said:\n{shown}"
+        echo(where)
         for kind, expected in step.checks:
             if kind in ("<", "<!", "<~"):
                 check_text([(kind, expected)], shown, where)
@@ -150,6 +159,12 @@ def test_transcript(path, app):
                     assert rendered.dial == value, f"expected a call to {value}, got {rendered.dial} — {where}"
                 else:
                     raise ValueError(f"{path.name}:{step.line_no}: unknown check {check}")
+
+
+def echo(where: str) -> None:
+    """TRANSCRIPT_ECHO=1 (with pytest -s) prints every exchange: for writing a new one."""
+    if os.environ.get("TRANSCRIPT_ECHO"):
+        print(where, end="\n\n")
 
 
 def check_text(checks, shown: str, where: str) -> None:
@@ -190,3 +205,44 @@ def queued_for(app, renderer, channel: str, address: str, seen: set) -> list[str
         seen.add(row_id)
         texts.append(renderer.text(notice_message(message, params), locale or app.settings.default_locale))
     return texts
+
+
+def _day_slots(app, department: str, day: date):
+    from sqlalchemy import select
+
+    from assistant.booking.models import Department, Slot
+
+    with app.services.uow.read_only() as uow:
+        return [(slot.id, slot.capacity - slot.booked - slot.held) for slot in uow.session.execute(
+            select(Slot).join(Department, Slot.department_id == Department.id)
+            .where(Department.code == department, Slot.visit_date == day).order_by(Slot.starts_at)).scalars()]
+
+
+def fill_day(app, department: str, day: date, now) -> None:
+    """Other patients, booked at the desk, take every free place of the day."""
+    from assistant.booking import results as r, service
+    from tests.support import person
+
+    others = iter(f"Other {a}{b}" for a in "ABCDEFGHJK" for b in "ABCDEFGHJK")
+    for slot_id, free in _day_slots(app, department, day):
+        for _ in range(free):
+            booked = service.book_slot(app.services, slot_id=slot_id, channel="desk", now=now,
+                                       identity_input=person(next(others)), staff=service.Staff("desk"))
+            assert isinstance(booked, r.Booked), booked
+
+
+def free_one(app, department: str, day: date, now) -> None:
+    """The desk cancels one booking it made that day: its place comes free."""
+    from sqlalchemy import select
+
+    from assistant.booking import results as r, service
+    from assistant.booking.models import Booking, Department
+
+    with app.services.uow.read_only() as uow:
+        code = uow.session.execute(
+            select(Booking.code).join(Department, Booking.department_id == Department.id)
+            .where(Department.code == department, Booking.visit_date == day, Booking.status == "booked",
+                   Booking.booked_by_staff.is_not(None)).order_by(Booking.id).limit(1)).scalar_one()
+    cancelled = service.cancel_booking(app.services, code=code, requester=service.Staff("desk"), channel="desk",
+                                       now=now)
+    assert isinstance(cancelled, r.Cancelled), cancelled

@@ -162,10 +162,17 @@ def day_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:
     return Go(Step.DAY_PART, state.with_(day=day, day_part=None, page=0))
 
 
-def _day_unavailable(state: Conversation, ctx: Ctx, day) -> Retry | None:
-    """Why a day can't be booked (when it opens, or that it is full), or None."""
+def _day_unavailable(state: Conversation, ctx: Ctx, day) -> Answer | None:
+    """Why a day can't be booked (when it opens, or that it is full), or None. A full
+    day with a waiting list goes on to joining it (its read-back asks first)."""
     if ctx.backend.free_slots(state.department_id, day, ctx.now):
         return None
+    from assistant.engine.steps.request import request_days
+
+    if any(d.day == day for d in request_days(ctx, state.department_id, "waitlist")):
+        return Go(Step.CONFIRM, state.with_(request_day=day, request_part="any", slot_id=None, slot_start=None,
+                                            page=0),
+                  say=(msg(N_("There are no free times on {day}."), day=When(day, "date")),))
     opens = ctx.backend.opens_at(state.department_id, day, ctx.now)
     if opens is not None:
         return Retry(msg(N_("Booking for {day} opens on {date} at {time}."), day=When(day, "date"),
