@@ -39,6 +39,9 @@ TEXTS = {
     "place_offered": N_(
         "A place has come free for you: {department}, {date} {time}. Reply 1 within {minutes} "
         "minutes to take it, or 2 to pass it to the next person."),
+    "requested_for_you": N_(
+        "Someone asked for a place in your name: {department}, {date}. If it was not you, please "
+        "call the desk."),
     "reminder": N_(
         "Reminder: {department}, tomorrow {date} {time}, code {code}. Reply 1 to keep it, "
         "or 2 to release it for someone waiting."),

@@ -44,6 +44,7 @@ from assistant.booking.models import (
     DrawRequest,
     Hospital,
     OutboxMessage,
+    PatientLink,
     Slot,
     Suspension,
     WaitlistEntry,
@@ -58,6 +59,7 @@ NOON = time(12, 0)
 DRAW_PLACED = "draw_placed"
 DRAW_WAITLISTED = "draw_waitlisted"
 DRAW_REFUSED = "draw_refused"
+REQUESTED_FOR_YOU = "requested_for_you"  # someone else asked for a place in her name
 
 
 # ---- the algorithm (pure) ----------------------------------------------------------------
@@ -294,6 +296,15 @@ def request_place(ctx: ServiceContext, *, department_id: int, visit_date: date, 
                 "visit_date": visit_date.isoformat(), "part": part}, now))
             result = r.Requested("waitlist", department_id, dict(day.names), visit_date, part,
                                  position=waitlist.position_of(session, entry))
+        if admitted.own is not None and admitted.own != parties.address_id:
+            # Someone else asked in her name: she hears of it, as of a booking, and
+            # the desk can withdraw it if it wasn't hers.
+            db.run(sql.INSERT_NOTICE, {"address_id": admitted.own, "patient_id": patient.id, "now": now,
+                                       "message": REQUESTED_FOR_YOU, "params": {
+                                           "department": dict(day.names), "kind": kind,
+                                           "starts_at": _visit_noon(visit_date).isoformat()}})
+            entries.append(audit.Entry(actor, "notice.queued", f"patient:{masked_patient(patient)}",
+                                       {"notice": REQUESTED_FOR_YOU}, now))
         return book.keep(ctx, uow, db, key, result, entries, now)
 
     return book.run_booking(ctx, key, now, attempt)
@@ -419,6 +430,7 @@ def run_draw(ctx: ServiceContext, draw_id: int, *, now: datetime, worker: str) -
         slot_by_id = {s.id: s for s in slots}
         report = DrawReport(draw_id, requests=len(order))
         bookings, entries, notices, waiting, taken = [], [], [], [], defaultdict(int)
+        placed_for_others: list[tuple[DrawRequest, str, datetime]] = []
         actor = audit.SYSTEM
         waitlist_position = 0
         for position, rid in enumerate(order, start=1):
@@ -459,6 +471,7 @@ def run_draw(ctx: ServiceContext, draw_id: int, *, now: datetime, worker: str) -
                 "starts_at": slot.starts_at.isoformat(), "draw": draw_id, "request": rid}, now))
             notices.append(_notice(request, DRAW_PLACED, department, draw, now, code=code,
                                    starts_at=slot.starts_at))
+            placed_for_others.append((request, code, slot.starts_at))
         # Written as rows, not objects: a large draw is tens of thousands of them.
         if waiting:
             session.execute(insert(WaitlistEntry), waiting)
@@ -480,6 +493,7 @@ def run_draw(ctx: ServiceContext, draw_id: int, *, now: datetime, worker: str) -
                                            Slot.visit_date == draw.visit_date,
                                            Slot.release_mode == "draw").values(drawn=True)
                         .execution_options(**unsynchronised))
+        notices += _told_in_her_name(session, draw, placed_for_others, now)
         notices = _deliverable(session, notices)
         if notices:
             session.execute(insert(OutboxMessage), notices)
@@ -497,7 +511,7 @@ def _notice(request: DrawRequest, message: str, department: Department, draw: Dr
             **extra: Any) -> dict:
     """An outbox row telling a requester the draw's result (the sender renders it). A
     result without a time is dated at noon UTC: the visit day in any hospital's zone."""
-    starts_at = extra.pop("starts_at", None) or datetime.combine(draw.visit_date, time(12, 0), tzinfo=timezone.utc)
+    starts_at = extra.pop("starts_at", None) or _visit_noon(draw.visit_date)
     params = {"department": dict(department.names), "visit_date": draw.visit_date.isoformat(),
               "starts_at": starts_at.isoformat(), **extra}
     return {"address_id": request.address_id, "patient_id": request.patient_id, "message": message,
@@ -505,15 +519,59 @@ def _notice(request: DrawRequest, message: str, department: Department, draw: Dr
             "channel": request.channel, "draw_id": draw.id}
 
 
+def _told_in_her_name(session: Session, draw: Draw, placed: list[tuple[DrawRequest, str, datetime]],
+                      now: datetime) -> list[dict]:
+    """A place the draw gave to a request made from another phone or chat than the
+    patient's own: her own address gets the booking's code, to cancel it if it wasn't
+    hers (as for any booking made in her name)."""
+    own = _own_addresses(session, draw)
+    notices = []
+    for request, code, starts_at in placed:
+        address = own.get(request.patient_id)
+        if address is None or address == request.address_id:
+            continue
+        department = session.get(Department, draw.department_id)
+        notices.append({"address_id": address, "patient_id": request.patient_id,
+                        "message": "booked_for_you", "params": {
+                            "code": code, "department": dict(department.names),
+                            "starts_at": starts_at.isoformat(), "by": "someone"},
+                        "locale": None, "status": "pending", "attempts": 0, "created_at": now,
+                        "channel": None, "draw_id": draw.id})
+    return notices
+
+
+def _own_addresses(session: Session, draw: Draw) -> dict[int, int]:
+    """Each requesting patient's own address: the one the desk verified, else the first
+    that claimed "for me" (records.own_address_id, for the whole draw at once)."""
+    links = session.execute(
+        select(PatientLink.patient_id, PatientLink.address_id)
+        .where(PatientLink.relation == "self",
+               PatientLink.patient_id.in_(select(DrawRequest.patient_id).where(DrawRequest.draw_id == draw.id)))
+        .order_by(PatientLink.patient_id, PatientLink.verified_at.is_(None), PatientLink.verified_at.desc(),
+                  PatientLink.created_at, PatientLink.id)).all()
+    own: dict[int, int] = {}
+    for patient_id, address_id in links:
+        own.setdefault(patient_id, address_id)
+    return own
+
+
+def _visit_noon(day: date) -> datetime:
+    """A notice about a day, not a time, is dated at noon UTC: that day in any zone."""
+    return datetime.combine(day, time(12, 0), tzinfo=timezone.utc)
+
+
 def _deliverable(session: Session, notices: list[dict]) -> list[dict]:
     """The notices in each address's language; none for a console address (the
     terminal and /try), which nothing delivers to."""
     if not notices:
         return []
-    requesters = select(DrawRequest.address_id).where(DrawRequest.draw_id == notices[0]["draw_id"])
+    asking = DrawRequest.draw_id == notices[0]["draw_id"]
+    requesters = select(DrawRequest.address_id).where(asking)
+    their_own = select(PatientLink.address_id).where(
+        PatientLink.relation == "self", PatientLink.patient_id.in_(select(DrawRequest.patient_id).where(asking)))
     known = {row.id: row for row in session.execute(
         select(ChannelAddress.id, ChannelAddress.kind, ChannelAddress.locale)
-        .where(ChannelAddress.id.in_(requesters))).all()}
+        .where(ChannelAddress.id.in_(requesters) | ChannelAddress.id.in_(their_own))).all()}
     kept = []
     for notice in notices:
         address = known.get(notice["address_id"])

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from assistant.booking import release, results as r, service
-from assistant.booking.models import AuditEvent, Booking, Draw, DrawRequest, OutboxMessage, Slot, WaitlistEntry
+from assistant.booking.models import AuditEvent, Booking, ChannelAddress, Draw, DrawRequest, OutboxMessage, Slot, WaitlistEntry
 from tests.support import add_hospital, add_slot, person, phone, utc, local
 
 VISIT = date(2026, 12, 7)  # a Monday; the tests' clock is 1 December, 09:00 in Shanghai
@@ -230,3 +230,27 @@ def test_the_day_has_local_times(eyes):
     assert release.part_of_day(local(VISIT, 11, 59)) == "morning"
     assert release.part_of_day(local(VISIT, 12, 0)) == "afternoon"
     assert utc(local(VISIT, 9)).hour == 1
+
+
+def test_a_request_in_her_name_from_another_phone_is_told_to_her_and_so_is_its_place(services, eyes, now):
+    """Knowing her ID number is not enough to act unseen: her own phone hears of a
+    request made elsewhere, and of the place it won, with the code to cancel it."""
+    her = person("Zhou Min")
+    # Her own phone: she booked for herself before (Cardiology, another day).
+    with services.uow() as uow:
+        earlier = add_slot(uow.session, eyes["depts"]["cardiology"], VISIT + timedelta(days=14), 9,
+                           release_at=now - timedelta(days=1))
+        uow.commit()
+    assert isinstance(service.book_slot(services, slot_id=earlier, channel="sms", now=now, identity_input=her,
+                                        booked_by=phone(1)), r.Booked)
+    assert isinstance(ask(services, eyes, now, 2, who=her), r.Requested)  # a neighbour's phone
+    draw_id, report = run(services, eyes)
+    assert report.placed == 1
+    with services.uow.read_only() as uow:
+        own = uow.session.execute(select(OutboxMessage.message, OutboxMessage.params).join(
+            ChannelAddress, OutboxMessage.address_id == ChannelAddress.id).order_by(OutboxMessage.id)).all()
+        code = uow.session.execute(select(Booking.code).where(Booking.department_id == eyes["department"])).scalar_one()
+    messages = [m for m, _ in own]
+    assert "requested_for_you" in messages and "draw_placed" in messages
+    told = [p for m, p in own if m == "booked_for_you"]
+    assert told and told[0]["code"] == code
