@@ -240,7 +240,7 @@ class ServiceBackend:
         if throttled is not None:
             return throttled
         question = self.pending_question(now)
-        if question is None:
+        if question is None or question.kind == "missed_offer":
             return _refused(r.NothingToAnswer())
         answer = waitlist.answer_offer if question.kind == "offer" else reminders.answer_reminder
         result = answer(self.ctx, address=self.acting, channel=self.channel, now=now,

@@ -229,14 +229,16 @@ class FakeBackend:
                                None if offered.kind == "draw" else 3, ref)
 
     def pending_question(self, now):
-        if self.question is None or self.question.expires_at <= now:
+        if self.question is None:
             return None
-        return self.question
+        if self.question.kind == "missed_offer":  # recognised for 12 hours after it expired
+            return self.question if now - self.question.expires_at < timedelta(hours=12) else None
+        return self.question if self.question.expires_at > now else None
 
     def answer_question(self, accept, now, key):
         question = self.pending_question(now)
         self.calls.append(f"answer:{question.kind if question else None}:{accept}")
-        if question is None:
+        if question is None or question.kind == "missed_offer":
             return ports.Refused("nothing_to_answer")
         self.question = None
         code = f"CODE{next(self._codes):04d}" if question.kind == "offer" and accept else question.code

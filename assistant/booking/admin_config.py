@@ -37,7 +37,7 @@ from assistant.booking.models import (
 )
 from assistant.booking.queries import StaffBookingRow, staff_bookings
 from assistant.booking.records import lock_address_by_id, lock_patient
-from assistant.config import Policy, SettingsError
+from assistant.config import RELEASE_MODES, Policy, SettingsError
 from assistant.i18n import N_, ExplainedError
 
 CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -62,6 +62,15 @@ POLICY_MEANINGS = {
     "cancel_window_days": N_("…within this many days…"),
     "cancel_suspension_days": N_("…stop booking for this many days."),
     "patients_per_address": N_("Patients one phone number or chat may book for."),
+    "release_mode": N_('How places are released: "first_come" (on sale at the release time) or "draw" '
+                       "(requests until the draw time, then a random order that anyone can check)."),
+    "draw_time": N_("With a draw: the local time of the draw (HH:MM), on the day requests open, or "
+                    "the next day if that time has passed by then."),
+    "offer_minutes": N_("A place given back is offered to the next patient on the waitlist, who has "
+                        "this many minutes to answer."),
+    "reminder_time": N_("The reminder the day before the visit goes out at this local time (HH:MM)."),
+    "refusals_per_hour": N_("A phone or chat refused this many times in one hour waits for the next "
+                            "hour (0: never)."),
 }
 
 
@@ -259,6 +268,8 @@ class TemplateForm:
     release_days_ahead: int | None  # None: the department's policy
     release_time: time | None
     doctor_id: int | None
+    release_mode: str | None = None  # 'first_come' or 'draw'; None: the department's policy
+    draw_time: time | None = None  # draw mode only; None: the department's policy
 
 
 @dataclass(frozen=True)
@@ -308,7 +319,7 @@ def _template_row(session: Session, t: ScheduleTemplate) -> TemplateRow:
 
 def _template_form(t: ScheduleTemplate) -> TemplateForm:
     return TemplateForm(t.weekday, t.start_time, t.end_time, t.slot_minutes, t.capacity,
-                        t.release_days_ahead, t.release_time, t.doctor_id)
+                        t.release_days_ahead, t.release_time, t.doctor_id, t.release_mode, t.draw_time)
 
 
 def _template_details(form: TemplateForm) -> dict[str, Any]:
@@ -316,7 +327,8 @@ def _template_details(form: TemplateForm) -> dict[str, Any]:
             "end": form.end_time.isoformat("minutes"), "slot_minutes": form.slot_minutes,
             "capacity": form.capacity, "release_days_ahead": form.release_days_ahead,
             "release_time": form.release_time.isoformat("minutes") if form.release_time else None,
-            "doctor": form.doctor_id}
+            "doctor": form.doctor_id, "release_mode": form.release_mode,
+            "draw_time": form.draw_time.isoformat("minutes") if form.draw_time else None}
 
 
 def _check_template(form: TemplateForm) -> None:
@@ -335,6 +347,12 @@ def _check_template(form: TemplateForm) -> None:
     if form.release_days_ahead is not None and not 0 <= form.release_days_ahead <= 366:
         raise ConfigError(N_("The days ahead are a whole number from 0 to 366, "
                              "or empty for the booking rules."))
+    if form.release_mode is not None and form.release_mode not in RELEASE_MODES:
+        raise ConfigError(N_("Please choose how the places are released: first come, by draw, "
+                             "or the department's rule."))
+    if form.draw_time is not None and form.release_mode == "first_come":
+        raise ConfigError(N_("A draw time applies only to places released by draw. Please leave it "
+                             "empty, or choose a draw."))
 
 
 def save_template(ctx: ServiceContext, form: TemplateForm, *, staff: str, now: datetime,
@@ -374,6 +392,7 @@ def save_template(ctx: ServiceContext, form: TemplateForm, *, staff: str, now: d
         found.weekday, found.start_time, found.end_time = form.weekday, form.start_time, form.end_time
         found.slot_minutes, found.capacity = form.slot_minutes, form.capacity
         found.release_days_ahead, found.release_time = form.release_days_ahead, form.release_time
+        found.release_mode, found.draw_time = form.release_mode, form.draw_time
         found.doctor_id = form.doctor_id
         session.flush()
         _record(ctx, session, staff, "schedule.created" if before is None else "schedule.updated",
@@ -754,6 +773,8 @@ def parse_overrides(ctx: ServiceContext, typed: dict[str, str]) -> dict[str, Any
         try:
             checked = getattr(ctx.settings.policy.overridden({name: value}), name)
         except SettingsError:
+            if name == "release_mode":
+                raise ConfigError(N_('{rule} must be "first_come" or "draw".'), rule=name) from None
             if name.endswith("_time"):
                 raise ConfigError(N_("{rule} must be a time such as 15:00."), rule=name) from None
             raise ConfigError(N_("{rule} must be a whole number, 0 or more."), rule=name) from None

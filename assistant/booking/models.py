@@ -597,6 +597,7 @@ class WaitlistEntry(Base):
     status: Mapped[str] = mapped_column(String(16), default=WAITING)
     booking_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"))
     left_reason: Mapped[str | None] = mapped_column(String(32))
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 # Freed place statuses.

@@ -110,9 +110,10 @@ def _queue_day(ctx: ServiceContext, session: Session, department_id: int, visit_
 
 @dataclass(frozen=True)
 class Question:
-    """An offer or a reminder this address may answer now."""
+    """An offer or a reminder this address may answer now, or an offer it let expire
+    lately ("missed_offer": a late "1" is told, not taken for a menu choice)."""
 
-    kind: str  # offer | reminder
+    kind: str  # offer | reminder | missed_offer
     department_names: Mapping[str, str]
     starts_at: datetime
     asked_at: datetime
@@ -129,10 +130,21 @@ def pending_question(ctx: ServiceContext, session: Session, address_id: int, now
         return Question("offer", dict(department.names), slot.starts_at, place.offered_at, offer.expires_at)
     row = _reminded_booking(session, address_id, now)
     if row is None:
-        return None
+        missed = waitlist.missed_offer(session, address_id, now)
+        if missed is None:
+            return None
+        department = session.get(Department, missed.department_id)
+        return Question("missed_offer", dict(department.names), _noon(missed.visit_date), missed.left_at,
+                        missed.left_at)
     booking, slot, department = row
     return Question("reminder", dict(department.names), slot.starts_at, booking.reminded_at, slot.starts_at,
                     code=booking.code)
+
+
+def _noon(day) -> datetime:
+    from datetime import time, timezone
+
+    return datetime.combine(day, time(12, 0), tzinfo=timezone.utc)
 
 
 def _reminded_booking(session: Session, address_id: int, now: datetime) -> Any:

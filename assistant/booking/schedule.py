@@ -136,10 +136,13 @@ def generate_slots(session: Session, *, base_policy: Policy, start: date, days: 
             Slot.template_id.is_not(None), Slot.visit_date >= start, Slot.visit_date <= end
         )
     ).scalars().all()
-    # A slot added to a day whose draw has run is on sale like the draw's leftovers.
-    drawn_days = set(session.execute(
-        select(Draw.department_id, Draw.visit_date).where(
-            Draw.status == "drawn", Draw.visit_date >= start, Draw.visit_date <= end)).all())
+    # A day whose draw is open or done keeps how and when it was released: its requests
+    # were taken, and its commitment published, for that. A slot added to a drawn day is
+    # on sale like the draw's leftovers.
+    draws = session.execute(select(Draw.department_id, Draw.visit_date, Draw.status).where(
+        Draw.visit_date >= start, Draw.visit_date <= end)).all()
+    drawn_days = {(department, day) for department, day, status in draws if status == "drawn"}
+    released_by_draw = {(department, day) for department, day, _ in draws}
     seen = set()
     recorded = _Recorded()
     for slot in existing:
@@ -157,13 +160,14 @@ def generate_slots(session: Session, *, base_policy: Policy, start: date, days: 
             policy, tz = rules_of[slot.department_id]
             waitlist.hold_added_places(session, slot, capacity - slot.capacity,
                                        rules.next_release(policy, tz, now), now)
-        if (slot.capacity, slot.release_at, slot.ends_at) != (capacity, wanted.release_at, wanted.ends_at):
-            slot.capacity, slot.release_at, slot.ends_at = capacity, wanted.release_at, wanted.ends_at
+        settled = slot.drawn or (slot.department_id, slot.visit_date) in released_by_draw
+        release_at = slot.release_at if settled else wanted.release_at
+        if (slot.capacity, slot.release_at, slot.ends_at) != (capacity, release_at, wanted.ends_at):
+            slot.capacity, slot.release_at, slot.ends_at = capacity, release_at, wanted.ends_at
             report.updated += 1
             recorded.changed.append(slot)
-        if not slot.drawn and (slot.release_mode, slot.requests_open_at) != (
+        if not settled and (slot.release_mode, slot.requests_open_at) != (
                 wanted.release_mode, wanted.requests_open_at):
-            # A mode changes only before its draw: a drawn day keeps what it gave out.
             slot.release_mode, slot.requests_open_at = wanted.release_mode, wanted.requests_open_at
         if wanted.capacity < slot.booked:
             report.kept_with_bookings.append(slot.id)

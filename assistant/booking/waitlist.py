@@ -49,6 +49,7 @@ from assistant.booking.records import LockedPatient, TypedName, find_address, lo
 from assistant.booking.uow import UnitOfWork
 
 PLACE_OFFERED = "place_offered"  # assistant/notices.py holds the sentences
+LATE_ANSWERS = timedelta(hours=12)  # how long a late "1" to an expired offer is recognised
 
 
 def join(ctx: ServiceContext, session: Session, *, department_id: int, visit_date: date, patient_id: int,
@@ -169,8 +170,10 @@ def offer_held(ctx: ServiceContext, session: Session, department_id: int, visit_
             place.status, place.entry_id, place.offered_at, place.expires_at = OFFER_OPEN, entry_id, now, expires_at
             place.offers_made += 1
             address = session.get(ChannelAddress, entry.address_id)
-            if address.question_until is None or address.question_until < expires_at:
-                address.question_until = expires_at
+            # Turns look for an answer until then, and a little longer: a "1" sent just
+            # too late is told so, not taken for a menu choice.
+            if address.question_until is None or address.question_until < expires_at + LATE_ANSWERS:
+                address.question_until = expires_at + LATE_ANSWERS
             if address.kind != "console":
                 session.add(OutboxMessage(
                     address_id=entry.address_id, patient_id=entry.patient_id, message=PLACE_OFFERED,
@@ -207,6 +210,14 @@ def open_offer(session: Session, address_id: int, now: datetime) -> OpenOffer | 
                WaitlistEntry.address_id == address_id)
         .order_by(FreedPlace.offered_at.desc(), FreedPlace.id.desc()).limit(1)).first()
     return OpenOffer(*row) if row is not None else None
+
+
+def missed_offer(session: Session, address_id: int, now: datetime) -> WaitlistEntry | None:
+    """The offer this address let expire lately (within LATE_ANSWERS), if any."""
+    return session.execute(select(WaitlistEntry).where(
+        WaitlistEntry.address_id == address_id, WaitlistEntry.status == LEFT,
+        WaitlistEntry.left_reason == "expired", WaitlistEntry.left_at > now - LATE_ANSWERS)
+        .order_by(WaitlistEntry.left_at.desc()).limit(1)).scalar_one_or_none()
 
 
 def answer_offer(ctx: ServiceContext, *, address: AddressInput, accept: bool, channel: str, now: datetime,
@@ -260,7 +271,7 @@ def _pass_on(ctx: ServiceContext, session: Session, place: FreedPlace, entry: Wa
              actor: audit.Actor, now: datetime) -> None:
     """The offer ends unanswered or declined: the patient leaves the list, and the place
     is held again for the next one."""
-    entry.status, entry.left_reason = LEFT, why
+    entry.status, entry.left_reason, entry.left_at = LEFT, why, now
     place.status, place.entry_id, place.offered_at, place.expires_at = HELD, None, None, None
     session.flush()
     audit.append(session, ctx.keyring.audit_key, actor=actor, action=f"offer.{why}",
@@ -304,7 +315,7 @@ def run_due(ctx: ServiceContext, now: datetime) -> WaitlistReport:
             if place.entry_id is not None:
                 session.execute(update(WaitlistEntry).where(WaitlistEntry.id == place.entry_id,
                                                             WaitlistEntry.status == OFFERED)
-                                .values(status=LEFT, left_reason="passed"))
+                                .values(status=LEFT, left_reason="passed", left_at=now))
             _unhold(session, slot.id)
             report.dropped += 1
         for place in session.execute(select(FreedPlace).where(
@@ -329,7 +340,7 @@ def close_day(session: Session, department_ids: list[int], day: date, now: datet
         _unhold(session, place.slot_id)
     session.execute(update(WaitlistEntry).where(
         WaitlistEntry.department_id.in_(department_ids), WaitlistEntry.visit_date == day,
-        WaitlistEntry.status.in_((WAITING, OFFERED))).values(status=LEFT, left_reason="closed"))
+        WaitlistEntry.status.in_((WAITING, OFFERED))).values(status=LEFT, left_reason="closed", left_at=now))
     session.flush()
 
 

@@ -20,7 +20,7 @@ from assistant.engine.messages import (
 from assistant.engine.parse import GlobalKey, is_greeting, normalise, parse_global_key, parse_language
 from assistant.engine.ports import Backend
 from assistant.engine.state import Conversation
-from assistant.engine.steps import STEPS, book, language
+from assistant.engine.steps import STEPS, book, language, question
 from assistant.engine.steps.base import Ctx, Go, Prompted, Retry
 
 __all__ = ["Turn", "handle", "Conversation", "Inbound"]
@@ -142,6 +142,9 @@ def _answer_to_our_question(state: Conversation | None, inbound: Inbound, key: G
     if not idle:
         return None
     locale = state.locale if state is not None else (ctx.backend.remembered_locale() or ctx.hospital.default_locale)
+    if asked.kind == "missed_offer":
+        late = question.too_late(Conversation(locale=locale), inbound.text or "")
+        return _enter(late.state, late.step, ctx, list(late.say)) if late is not None else None
     handlers = STEPS[Step.QUESTION]
     prompted = handlers.prompt(Conversation(locale=locale, step=Step.QUESTION), ctx)
     if not isinstance(prompted, Prompted):

@@ -148,7 +148,8 @@ class Requested:
 @dataclass(frozen=True)
 class Question:
     """Something we asked this address by message that a "1" or "2" answers: a freed
-    place offered from the waitlist ("offer"), or the day-before reminder ("reminder")."""
+    place offered from the waitlist ("offer"), or the day-before reminder ("reminder");
+    or an offer it let expire lately ("missed_offer"), so a late "1" is told so."""
 
     kind: str
     department_names: Mapping[str, str]

@@ -82,6 +82,7 @@ def upgrade() -> None:
         sa.Column('status', sa.String(length=16), nullable=False),
         sa.Column('booking_id', sa.Integer(), nullable=True),
         sa.Column('left_reason', sa.String(length=32), nullable=True),
+        sa.Column('left_at', sa.DateTime(), nullable=True),
         sa.CheckConstraint("part IN ('morning', 'afternoon', 'any')", name=op.f('ck_waitlist_entry_part')),
         sa.CheckConstraint("status IN ('waiting', 'offered', 'booked', 'left')",
                            name=op.f('ck_waitlist_entry_status')),

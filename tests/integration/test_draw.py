@@ -254,3 +254,29 @@ def test_a_request_in_her_name_from_another_phone_is_told_to_her_and_so_is_its_p
     assert "requested_for_you" in messages and "draw_placed" in messages
     told = [p for m, p in own if m == "booked_for_you"]
     assert told and told[0]["code"] == code
+
+
+def test_a_schedule_change_leaves_a_day_whose_draw_is_open_as_it_was(services, eyes, now):
+    """Staff switch the schedule to first come while the day takes requests: the day
+    keeps its draw and its draw time; only days not yet opened change."""
+    from assistant.booking import schedule
+    from assistant.booking.models import ScheduleTemplate
+
+    ask(services, eyes, now, 1)
+    with services.uow() as uow:
+        template = ScheduleTemplate(department_id=eyes["department"], weekday=VISIT.weekday(),
+                                    start_time=local(VISIT, 9).time(), end_time=local(VISIT, 11).time(),
+                                    slot_minutes=60, capacity=1, release_mode="first_come")
+        uow.session.add(template)
+        uow.session.flush()
+        uow.session.execute(update(Slot).where(Slot.department_id == eyes["department"])
+                            .values(template_id=template.id))
+        uow.commit()
+    with services.uow() as uow:
+        schedule.generate_slots(uow.session, base_policy=services.settings.policy, start=VISIT, days=1,
+                                audit_key=services.keyring.audit_key, now=now)
+        uow.commit()
+    with services.uow.read_only() as uow:
+        kept = uow.session.execute(select(Slot.release_mode, Slot.release_at).where(
+            Slot.department_id == eyes["department"], Slot.template_id.is_not(None))).all()
+    assert kept and all(mode == "draw" and at == eyes["draw_at"] for mode, at in kept)

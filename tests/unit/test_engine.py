@@ -935,3 +935,23 @@ def test_asking_to_book_at_the_question_of_whom_for_asks_it_again(text):
     fake, turn = reach(Step.WHO)
     again = send(fake, turn.state, text)
     assert again.state.step == Step.WHO and "Sorry, I did not understand." not in says(again)
+
+
+def test_the_first_message_after_an_offer_answers_it():
+    fake, turn = reach(Step.MENU)
+    offer_a_place(fake, now=NOW + timedelta(minutes=5))
+    answered = send(fake, turn.state, "1", now=NOW + timedelta(minutes=10))
+    assert fake.calls[-1] == "answer:offer:True"
+    assert any(text.startswith("Booked:") for text in says(answered))
+    assert answered.state.step == Step.MENU
+
+
+def test_a_late_1_after_an_offer_expired_is_told_so_and_starts_nothing():
+    fake, turn = reach(Step.MENU)
+    fake.question = ports.Question("missed_offer", fake.departments_[0].names, NOW + timedelta(days=2),
+                                   NOW + timedelta(minutes=5), NOW + timedelta(minutes=5))
+    late = send(fake, turn.state, "1", now=NOW + timedelta(minutes=40))
+    assert says(late)[0].startswith("Sorry, the time to answer that offer has passed")
+    assert late.state.step == Step.MENU and not any(c.startswith(("book", "answer")) for c in fake.calls)
+    # Anything else after it is the menu as usual.
+    assert send(fake, late.state, "1", now=NOW + timedelta(minutes=41)).state.step != Step.MENU

@@ -442,6 +442,11 @@ def collect(locale: str) -> list[Case]:
         # The first message after the offer answers it straight away.
         fake, _ = asked(locale, kind)
         c.keep(f"question ({kind}) answered at once", send(fake, None, "1", hint=locale, now=NOW))
+    # A "1" sent after an offer's time ran out is told so.
+    fake, _ = asked(locale, "offer")
+    fake.question = ports.Question("missed_offer", fake.departments_[0].names, NOW + timedelta(days=1),
+                                   NOW - timedelta(minutes=5), NOW - timedelta(minutes=5))
+    c.keep("offer answered too late", send(fake, None, "1", hint=locale, now=NOW))
 
     # The hospital has nothing to offer, or fails.
     fake = hospital(locale)

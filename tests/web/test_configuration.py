@@ -303,7 +303,9 @@ def test_booking_rules_are_explained_and_a_bad_value_is_refused_kindly(admin_cli
     events = audit_events(web_app, "policy.changed")
     assert [(e.actor, e.subject) for e in events] == [("staff:admin", "hospital:demo"),
                                                        ("staff:admin", "department:ophthalmology")]
-    assert events[-1].details["before"] == {"open_days_ahead": 3, "release_time": "08:00"}
+    # The demo's ophthalmology is released by draw (config/demo_hospital.toml).
+    assert events[-1].details["before"] == {"open_days_ahead": 3, "release_time": "08:00",
+                                            "release_mode": "draw", "draw_time": "20:00"}
 
 
 def _configuration_pages(app) -> list[tuple[str, str]]:

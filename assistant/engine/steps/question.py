@@ -22,8 +22,8 @@ from assistant.engine.steps.base import (
 
 def question_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
     question = ctx.backend.pending_question(ctx.now)
-    if question is None:
-        return Go(Step.MENU, state)
+    if question is None or question.kind == "missed_offer":
+        return Go(Step.MENU, state)  # a missed offer is mentioned only to a late "1"
     department = Names(dict(question.department_names))
     when = dict(date=When(question.starts_at, "date"), time=When(question.starts_at, "time"))
     if question.kind == "offer":
@@ -35,6 +35,17 @@ def question_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
                     department=department, code=question.code or "", **when)
         options = [("yes", msg(N_("Yes, keep it"))), ("no", msg(N_("No, release the place")))]
     return ask_menu(state, asked, options)
+
+
+def too_late(state: Conversation, text: str) -> Go | None:
+    """A "1" or "yes" sent after the offer's time ran out: said kindly, never read as the
+    first option of the menu."""
+    from assistant.engine.parse import parse_choice, parse_yes_no
+
+    if parse_choice(text) in (1, 2) or parse_yes_no(text) is not None:
+        return Go(Step.MENU, state, say=(msg(N_(
+            "Sorry, the time to answer that offer has passed, and the place went to the next person waiting.")),))
+    return None
 
 
 def question_answer(state: Conversation, text: str, ctx: Ctx) -> Answer:

@@ -144,5 +144,5 @@ def users_active(user_id: int):
 
 
 # The sections, each a module adding its views and menu entries (after the ones above).
-for _section in ("desk", "configuration", "oversight", "dashboard"):
+for _section in ("desk", "configuration", "oversight", "fairness", "dashboard"):
     import_module(f"{__name__}.{_section}")

@@ -27,6 +27,9 @@ MENU.append(("admin.closures", N_("Closed days"), "admin"))
 MENU.append(("admin.slots", N_("Slots"), "admin"))
 MENU.append(("admin.policy", N_("Booking rules"), "admin"))
 
+# How a schedule's places are released (ScheduleTemplate.release_mode); "" follows the
+# department's booking rules.
+RELEASE_MODES = {"first_come": N_("First come"), "draw": N_("Draw")}
 WEEKDAYS = (N_("Monday"), N_("Tuesday"), N_("Wednesday"), N_("Thursday"), N_("Friday"),
             N_("Saturday"), N_("Sunday"))
 CALENDAR_SPANS = (7, 14)
@@ -101,7 +104,8 @@ def _unexpected_refusal(exc: ConfigError):
 
 
 def _page(template: str, status: int = 200, **context):
-    return render_template(template, name_of=name_of, weekdays=WEEKDAYS, **context), status
+    return render_template(template, name_of=name_of, weekdays=WEEKDAYS, release_modes=RELEASE_MODES,
+                           **context), status
 
 
 def name_of(names: dict[str, str] | None) -> str:
@@ -278,7 +282,9 @@ def _template_values(form: config.TemplateForm) -> dict[str, str]:
             "capacity": str(form.capacity),
             "release_days_ahead": "" if form.release_days_ahead is None else str(form.release_days_ahead),
             "release_time": form.release_time.strftime("%H:%M") if form.release_time else "",
-            "doctor": "" if form.doctor_id is None else str(form.doctor_id)}
+            "doctor": "" if form.doctor_id is None else str(form.doctor_id),
+            "release_mode": form.release_mode or "",
+            "draw_time": form.draw_time.strftime("%H:%M") if form.draw_time else ""}
 
 
 def _template_form() -> config.TemplateForm:
@@ -290,7 +296,10 @@ def _template_form() -> config.TemplateForm:
         release_days_ahead=_whole("release_days_ahead", N_("Released how many days ahead"), 0, 366,
                                   optional=True),
         release_time=_clock("release_time", N_("Released at"), optional=True),
-        doctor_id=_chosen("doctor", N_("Please choose a doctor of this department.")))
+        doctor_id=_chosen("doctor", N_("Please choose a doctor of this department.")),
+        # Empty: the department's rule; anything else is checked by save_template.
+        release_mode=request.form.get("release_mode", "").strip() or None,
+        draw_time=_clock("draw_time", N_("Draw time"), optional=True))
 
 
 # ---- closed days -------------------------------------------------------------------------

@@ -42,6 +42,12 @@ REFUSAL_RULES = {
     "invalid_identity": N_("ID number, name or birth date refused"),
     "not_permitted": N_("Not allowed, or unknown code"), "not_active": N_("Booking not active"),
     "cancellation_deadline": N_("Too late to cancel"), "slot_not_found": N_("Time not found"),
+    "invalid_address": N_("Phone number or chat not readable"),
+    # A fair release (booking/release.py, booking/waitlist.py, booking/reminders.py).
+    "already_requested": N_("Already asked for a place that day"),
+    "requests_closed": N_("Requests for the draw not open, or closed"),
+    "nothing_to_answer": N_("Answered an offer or reminder that was no longer open"),
+    "places_free": N_("Asked to wait for a day with free places"),
 }
 EXPORT_COLUMNS = (N_("Code"), N_("Visit time"), N_("Department"), N_("Status"), N_("ID number (masked)"),
                   N_("Name (masked)"), N_("Channel"), N_("Flags"))
