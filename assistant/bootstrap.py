@@ -301,8 +301,7 @@ def build_senders(settings: Settings) -> dict:
             # Offers and reminders to voice patients are calls that answer at /voice.
             senders["voice"] = TwilioCallSender(
                 twilio.get("account_sid"), twilio.get("auth_token"), twilio.get("from_number"),
-                answer_url=f"{settings.public_url}/voice",
-                language=settings.voice.language(settings.default_locale))
+                answer_url=f"{settings.public_url}/voice", speech_language=settings.voice.language)
     if settings.telegram.get("bot_token"):
         senders["telegram"] = TelegramSender(settings.telegram.get("bot_token"), BackgroundLoop())
     return senders

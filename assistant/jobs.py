@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from assistant.booking import migrate, release, reminders, schedule, seed, service, waitlist
 from assistant.booking.jobs import claim_job
-from assistant.booking.models import Hospital
+from assistant.booking.models import Hospital, JobRun
 from assistant.bootstrap import App
 
 
@@ -98,9 +98,15 @@ def run_due_work(ctx, now: datetime, *, worker: str) -> DueWork:
 
 
 def _no_shows_once_a_day(ctx, now: datetime, *, worker: str) -> int:
-    """Yesterday's bookings still 'booked' become no-shows, once per (UTC) day."""
-    with ctx.uow() as uow:
-        if not claim_job(uow.session, f"no_shows:{now.date().isoformat()}", worker=worker, now=now):
+    """Finished days' bookings still 'booked' become no-shows, scanned once per (UTC)
+    day. Marking is idempotent row by row (service.mark_no_shows), so the key is claimed
+    after the work: a failed scan leaves no claim and runs again on the next round."""
+    key = f"no_shows:{now.date().isoformat()}"
+    with ctx.uow.read_only() as uow:
+        if uow.session.get(JobRun, key) is not None:
             return 0
-        uow.commit()
-    return service.mark_no_shows(ctx, now=now).marked
+    marked = service.mark_no_shows(ctx, now=now).marked
+    with ctx.uow() as uow:
+        if claim_job(uow.session, key, worker=worker, now=now, result={"marked": marked}):
+            uow.commit()
+    return marked

@@ -39,6 +39,9 @@ TEXTS = {
     "place_offered": N_(
         "A place has come free for you: {department}, {date} {time}. Reply 1 within {minutes} "
         "minutes to take it, or 2 to pass it to the next person."),
+    "draw_cancelled": N_(
+        "The hospital closed {department} on {date}, so its draw will not take place and your "
+        "request is cancelled. Please ask for another day, or call the desk."),
     "requested_for_you": N_(
         "Someone asked for a place in your name: {department}, {date}. If it was not you, please "
         "call the desk."),

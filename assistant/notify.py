@@ -57,7 +57,7 @@ def deliver_due(ctx, senders: Mapping[str, Sender], renderer, now: datetime, *, 
             if calling and notice.message in QUESTIONS:
                 reference = senders["voice"].ring(notice.address)  # the call asks: "press 1"
             elif calling:
-                reference = senders["voice"].send(notice.address, text)
+                reference = senders["voice"].send(notice.address, text, locale=locale)
             else:
                 reference = senders[notice.address_kind].send(notice.address, text)
         except SendError as exc:

@@ -22,7 +22,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from assistant.booking import audit, outbox, schedule, waitlist
+from assistant.booking import audit, outbox, release, schedule, waitlist
 from assistant.booking.inputs import ServiceContext
 from assistant.booking.models import (
     BOOKED,
@@ -534,6 +534,7 @@ def close_day(ctx: ServiceContext, *, day: date, department_id: int | None, reas
         # Places held for the day's waitlist go with it, and its waitlist is told nothing
         # more: the day is closed.
         waitlist.close_day(session, dept_ids, day, now)
+        release.cancel_draws(session, dept_ids, day, now)
         # Nobody books the closed day from now on: each slot keeps only the places still
         # held (checked in today), recorded so that the trail rebuilds it.
         closed_slots = session.execute(

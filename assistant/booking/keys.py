@@ -36,10 +36,13 @@ from assistant.booking.models import (
     Booking,
     ChannelAddress,
     ConversationRecord,
+    Draw,
+    DrawRequest,
     KeyCheck,
     Patient,
     PatientLink,
     ProcessedEvent,
+    WaitlistEntry,
 )
 from assistant.booking.uow import UnitOfWorkFactory
 from assistant.config import SettingsError
@@ -53,7 +56,7 @@ _BLIND = "the blind-index key"
 _ENCRYPTION = "the encryption key"
 # The order `rotate` works through; each step commits its progress with its batch.
 STEPS = ("patient", "booking", "patient_link", "channel_address", "processed_event",
-         "conversation", "audit_event")
+         "conversation", "draw", "draw_request", "waitlist_entry", "audit_event")
 
 
 class KeyCheckError(SettingsError):
@@ -376,6 +379,15 @@ def _audit_events(session, reader, new, progress, batch_size):
     return len(changes), last, {"prev_hash": prev, "rechained_to": last}
 
 
+def _draws(session, reader, new, progress, batch_size):
+    """A draw's seed, kept secret until the draw. (A waitlist entry's queue key stays as
+    it is: re-keying it would reshuffle a queue people are waiting in.)"""
+    rows = _after_id(Draw, progress, batch_size, session)
+    changes = [{"id": d.id, "seed_encrypted": new.encrypt(_decrypted(reader, d.seed_encrypted, f"draw {d.id}"))}
+               for d in rows]
+    return _write(session, Draw, rows, changes)
+
+
 _STEP_FUNCTIONS = {
     "patient": _patients,
     "booking": _names(Booking),
@@ -383,6 +395,9 @@ _STEP_FUNCTIONS = {
     "channel_address": _addresses,
     "processed_event": _processed_events,
     "conversation": _conversations,
+    "draw": _draws,
+    "draw_request": _names(DrawRequest),
+    "waitlist_entry": _names(WaitlistEntry),
     "audit_event": _audit_events,
 }
 

@@ -506,7 +506,7 @@ class Draw(Base):
     __tablename__ = "draw"
     __table_args__ = (
         UniqueConstraint("department_id", "visit_date"),
-        CheckConstraint("status IN ('open', 'drawn')", name="status"),
+        CheckConstraint("status IN ('open', 'drawn', 'cancelled')", name="status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -517,7 +517,7 @@ class Draw(Base):
     seed_hash: Mapped[str] = mapped_column(String(64))  # the commitment
     seed_encrypted: Mapped[str] = mapped_column(Text)  # kept secret until the draw
     seed: Mapped[str | None] = mapped_column(String(64))  # revealed at the draw
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | drawn | cancelled (day closed)
     drawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -638,7 +638,7 @@ class FreedPlace(Base):
 
 
 class JobRun(Base):
-    """A scheduled job claimed once by its key ("draw:12", "reminders:2026-12-01"): the
+    """A scheduled job claimed once by its key ("draw:12", "reminders:3:2026-12-01"): the
     claim commits with the job's work, so two workers never run one job twice and a job
     that failed part-way is run again whole."""
 

@@ -36,6 +36,7 @@ from assistant.booking.models import (
     REFUSED,
     REQUESTED,
     WAITLISTED,
+    WITHDRAWN,
     AuditEvent,
     Booking,
     ChannelAddress,
@@ -60,6 +61,7 @@ DRAW_PLACED = "draw_placed"
 DRAW_WAITLISTED = "draw_waitlisted"
 DRAW_REFUSED = "draw_refused"
 REQUESTED_FOR_YOU = "requested_for_you"  # someone else asked for a place in her name
+DRAW_CANCELLED = "draw_cancelled"  # the day was closed before its draw
 
 
 # ---- the algorithm (pure) ----------------------------------------------------------------
@@ -184,6 +186,29 @@ def open_due_draws(ctx: ServiceContext, now: datetime) -> int:
             open_draw(ctx, session, department_id, visit_date, now)
         uow.commit()
         return len(due)
+
+
+def cancel_draws(session: Session, department_ids: list[int], day: date, now: datetime) -> int:
+    """A day closed before its draw: the draw is cancelled, its requests withdrawn, and
+    every requester told (the closure's own transaction). Returns the requests."""
+    draws = session.execute(select(Draw).where(
+        Draw.department_id.in_(department_ids), Draw.visit_date == day, Draw.status == "open")).scalars().all()
+    withdrawn = 0
+    for draw in draws:
+        draw.status = "cancelled"
+        department = session.get(Department, draw.department_id)
+        requests = session.execute(select(DrawRequest).where(
+            DrawRequest.draw_id == draw.id, DrawRequest.status == REQUESTED)).scalars().all()
+        notices = []
+        for request in requests:
+            request.status = WITHDRAWN
+            notices.append(_notice(request, DRAW_CANCELLED, department, draw, now))
+        notices = _deliverable(session, notices)
+        if notices:
+            session.execute(insert(OutboxMessage), notices)
+        withdrawn += len(requests)
+    session.flush()
+    return withdrawn
 
 
 # ---- requesting ----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from assistant.booking.models import (
     ScheduleException,
     ScheduleTemplate,
 )
-from assistant.config import Policy, SettingsError
+from assistant.config import RELEASE_MODES, Policy, SettingsError
 
 WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 
@@ -180,6 +180,11 @@ def _upsert_templates(session: Session, dept: Department, doctors: dict[str, Doc
             raise SeedError(f"{where}: doctor {data['doctor']!r} is not listed in this department")
     release_days = data.get("release_days_ahead")
     release_time = _clock(data, "release_time", where) if data.get("release_time") else None
+    # A schedule may release by draw while its department releases first come (or back).
+    release_mode = data.get("release_mode")
+    if release_mode is not None and release_mode not in RELEASE_MODES:
+        raise SeedError(f"{where}: release_mode must be one of {', '.join(RELEASE_MODES)}")
+    draw_time = _clock(data, "draw_time", where) if data.get("draw_time") else None
     ids = set()
     for weekday_name in weekdays:
         weekday = WEEKDAYS[str(weekday_name).lower()[:3]]
@@ -201,6 +206,8 @@ def _upsert_templates(session: Session, dept: Department, doctors: dict[str, Doc
         template.capacity = capacity
         template.release_days_ahead = int(release_days) if release_days is not None else None
         template.release_time = release_time
+        template.release_mode = release_mode
+        template.draw_time = draw_time
         template.active = True
         session.flush()
         ids.add(template.id)

@@ -152,10 +152,14 @@ def offer_held(ctx: ServiceContext, session: Session, department_id: int, visit_
     made = 0
     for place, slot in held:
         slot_part = part_of_day(slot.starts_at.astimezone(tz))
+        # A patient whose phone or chat sent STOP can't hear an offer: she keeps her
+        # place in the queue for when she sends START.
         candidates = session.execute(
-            select(WaitlistEntry.id, WaitlistEntry.part).where(
+            select(WaitlistEntry.id, WaitlistEntry.part)
+            .join(ChannelAddress, WaitlistEntry.address_id == ChannelAddress.id).where(
                 WaitlistEntry.department_id == department_id, WaitlistEntry.visit_date == visit_date,
-                WaitlistEntry.status == WAITING).order_by(*queue_order())).all()
+                WaitlistEntry.status == WAITING, ChannelAddress.opted_out_at.is_(None))
+            .order_by(*queue_order())).all()
         for entry_id, part in candidates:
             if not fits(part, slot_part):
                 continue
@@ -166,7 +170,7 @@ def offer_held(ctx: ServiceContext, session: Session, department_id: int, visit_
             if claimed is None:
                 continue
             entry = session.get(WaitlistEntry, entry_id, populate_existing=True)
-            expires_at = min(now + timedelta(minutes=policy.offer_minutes), slot.starts_at)
+            expires_at = min(now + timedelta(minutes=max(policy.offer_minutes, 1)), slot.starts_at)
             place.status, place.entry_id, place.offered_at, place.expires_at = OFFER_OPEN, entry_id, now, expires_at
             place.offers_made += 1
             address = session.get(ChannelAddress, entry.address_id)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Protocol
+from typing import Callable, Protocol
 
 SEND_TIMEOUT = 30.0  # seconds a provider may take to accept one message
 
@@ -72,13 +72,13 @@ class TwilioCallSender:
     kind = "voice"
 
     def __init__(self, account_sid: str, auth_token: str, from_number: str, answer_url: str,
-                 language: str = "en-US", http_client=None) -> None:
+                 speech_language: Callable[[str], str] = lambda locale: "en-US", http_client=None) -> None:
         from twilio.rest import Client
 
         self._client = Client(account_sid, auth_token, http_client=http_client)
         self._from = from_number
         self._answer_url = answer_url
-        self._language = language
+        self._speech_language = speech_language  # a locale's <Say> language, as the phone line's
 
     def _call(self, **how) -> str:
         from twilio.base.exceptions import TwilioRestException
@@ -93,12 +93,12 @@ class TwilioCallSender:
     def ring(self, address: str) -> str:
         return self._call(to=address, url=self._answer_url, method="POST")
 
-    def send(self, address: str, text: str, language: str | None = None) -> str:
+    def send(self, address: str, text: str, locale: str = "en") -> str:
         from twilio.twiml.voice_response import VoiceResponse
 
         spoken = VoiceResponse()
         for _ in range(2):  # said twice: a call can't be scrolled back
-            spoken.say(text, language=language or self._language)
+            spoken.say(text, language=self._speech_language(locale))
             spoken.pause(length=1)
         spoken.hangup()
         return self._call(to=address, twiml=str(spoken))

@@ -58,7 +58,7 @@ def upgrade() -> None:
         sa.Column('status', sa.String(length=16), nullable=False),
         sa.Column('drawn_at', sa.DateTime(), nullable=True),
         sa.Column('created_at', sa.DateTime(), nullable=False),
-        sa.CheckConstraint("status IN ('open', 'drawn')", name=op.f('ck_draw_status')),
+        sa.CheckConstraint("status IN ('open', 'drawn', 'cancelled')", name=op.f('ck_draw_status')),
         sa.ForeignKeyConstraint(['department_id'], ['department.id'],
                                 name=op.f('fk_draw_department_id_department')),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_draw')),

@@ -47,6 +47,7 @@ def senders(fake):
     client = LocalTwilioHttpClient(fake.url)
     return {"phone": TwilioSmsSender("AC" + "0" * 32, TOKEN, HOSPITAL_NUMBER, http_client=client),
             "voice": TwilioCallSender("AC" + "0" * 32, TOKEN, HOSPITAL_NUMBER, answer_url=f"{PUBLIC_URL}/voice",
+                                      speech_language={"en": "en-US", "zh_Hans": "cmn-CN"}.get,
                                       http_client=client)}
 
 
@@ -99,6 +100,7 @@ def test_a_draw_result_to_a_voice_patient_is_a_call_that_says_it(voice_app, fake
         uow.commit()
     release.request_place(services, department_id=depts["eyes"], visit_date=VISIT, part="any", channel="voice",
                           now=now, booked_by=AddressInput("phone", HER_PHONE), identity_input=person("Li Na"))
+    service.remember_locale(services, AddressInput("phone", HER_PHONE), "zh_Hans", patient_ref=None, now=now)
     [draw] = release.list_draws(services)
     release.run_draw(services, draw.id, now=now + timedelta(hours=2), worker="w")
     with services.uow.read_only() as uow:
@@ -109,3 +111,4 @@ def test_a_draw_result_to_a_voice_patient_is_a_call_that_says_it(voice_app, fake
     [call] = fake_twilio.calls
     assert call["To"] == HER_PHONE and call["Twiml"].count("<Say") == 2
     assert " ".join(code) in call["Twiml"]  # spoken one character at a time
+    assert 'language="cmn-CN"' in call["Twiml"] and "抽签" in call["Twiml"]  # in her language

@@ -280,3 +280,19 @@ def test_a_schedule_change_leaves_a_day_whose_draw_is_open_as_it_was(services, e
         kept = uow.session.execute(select(Slot.release_mode, Slot.release_at).where(
             Slot.department_id == eyes["department"], Slot.template_id.is_not(None))).all()
     assert kept and all(mode == "draw" and at == eyes["draw_at"] for mode, at in kept)
+
+
+def test_closing_a_day_before_its_draw_cancels_the_draw_and_tells_every_requester(services, eyes, now):
+    from assistant.booking import admin_config
+
+    for n in range(3):
+        ask(services, eyes, now, n)
+    admin_config.close_day(services, day=VISIT, department_id=eyes["department"], reason="Doctor away",
+                           confirmed_codes=(), staff="admin", now=now + timedelta(hours=1))
+    with services.uow.read_only() as uow:
+        status = uow.session.execute(select(Draw.status)).scalar_one()
+        requests = uow.session.execute(select(DrawRequest.status)).scalars().all()
+        told = uow.session.execute(select(OutboxMessage.message)).scalars().all()
+    assert status == "cancelled" and requests == ["withdrawn"] * 3
+    assert told.count("draw_cancelled") == 3
+    assert release.due_draws(services, eyes["draw_at"]) == []

@@ -505,3 +505,40 @@ def test_now_out_of_range_is_one_error_line(tmp_path, monkeypatch, capsys):
                              "--now", "0001-01-01T00:00", "audit", "verify")
     assert code == 2 and out == ""
     assert "--now '0001-01-01T00:00' is out of range" in one_error_line(err)
+
+
+def test_rotation_moves_an_open_draws_seed_and_the_names_of_requests_and_waitlists(app, now):
+    """A draw taking requests when the keys change still runs, and still verifies."""
+    from datetime import timedelta
+
+    from assistant.booking import release
+    from assistant.booking.models import Draw, DrawRequest
+
+    services = app.services
+    with services.uow() as uow:
+        depts = add_hospital(uow.session)
+        add_slot(uow.session, depts["eyes"], date(2026, 12, 7), 9, release_at=now + timedelta(hours=2),
+                 requests_open_at=now - timedelta(hours=1))
+        uow.commit()
+    for n, name in enumerate(("Wang Fang", "Li Wei")):
+        assert isinstance(release.request_place(services, department_id=depts["eyes"], visit_date=date(2026, 12, 7),
+                                                part="any", channel="sms", now=now, booked_by=phone(n),
+                                                identity_input=person(name)), r.Requested)
+    with services.uow.read_only() as uow:
+        seed = TEST_KEYS.decrypt(uow.session.execute(select(Draw.seed_encrypted)).scalar_one())
+    new = Keyring.generate()
+    report = keys.rotate(services.uow, TEST_KEYS, new, now)
+    assert report.rows["draw"] == 1 and report.rows["draw_request"] == 2
+    rotated = build_with(app, env_for(Keyring(new.blind_index_key, new.encryption_keys + TEST_KEYS.encryption_keys)),
+                         now)
+    try:
+        with rotated.services.uow.read_only() as uow:
+            assert new.decrypt(uow.session.execute(select(Draw.seed_encrypted)).scalar_one()) == seed
+            names = {new.decrypt(q.name_encrypted) for q in uow.session.execute(select(DrawRequest)).scalars()}
+            draw_id = uow.session.execute(select(Draw.id)).scalar_one()
+        assert names == {"Wang Fang", "Li Wei"}
+        drawn = release.run_draw(rotated.services, draw_id, now=now + timedelta(hours=2), worker="w")
+        assert drawn.placed == 1 and drawn.waitlisted == 1
+        assert release.verify_draw(rotated.services, draw_id).ok
+    finally:
+        rotated.close()

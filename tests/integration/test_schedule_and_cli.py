@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 
 from assistant import jobs
 from assistant.booking import migrate, results as r, service
+from assistant.booking.seed import SeedError
 from assistant.booking.database import create_db_engine
 from assistant.booking.models import (
     Booking,
@@ -537,3 +538,21 @@ def test_regeneration_after_seeding_again_changes_nothing(app, demo):
     report, generated = jobs.seed_file(app, DEMO_FILE)
     assert (generated.created, generated.updated, generated.removed) == (0, 0, 0)
     assert report.templates == demo.templates == 31
+
+
+def test_a_hospital_file_schedule_may_release_by_draw(app, tmp_path, now):
+    hospital_file = tmp_path / "hospital.toml"
+    text = DEMO_FILE.read_text(encoding="utf-8")
+    marker = "[[departments.schedule]]"
+    first = text.index(marker) + len(marker)
+    hospital_file.write_text(text[:first] + '\nrelease_mode = "draw"\ndraw_time = "19:30"' + text[first:],
+                             encoding="utf-8")
+    jobs.seed_file(app, hospital_file)
+    with app.services.uow.read_only() as uow:
+        modes = uow.session.execute(select(ScheduleTemplate.release_mode, ScheduleTemplate.draw_time)
+                                    .where(ScheduleTemplate.release_mode.is_not(None))).all()
+    assert modes and all(mode == "draw" and at == time(19, 30) for mode, at in modes)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text[:first] + '\nrelease_mode = "fastest"' + text[first:], encoding="utf-8")
+    with pytest.raises(SeedError, match="release_mode"):
+        jobs.seed_file(app, bad)

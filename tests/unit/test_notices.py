@@ -36,10 +36,11 @@ def renderer() -> Renderer:
 @pytest.mark.parametrize("locale", LOCALES)
 @pytest.mark.parametrize("message,by", [("booked_for_you", "someone"), ("moved_for_you", "someone"),
                                         ("cancelled_for_you", "someone"), ("cancelled_for_you", "staff"),
-                                        # A fair release: the draw's result, a freed place, the reminder.
+                                        # A fair release: the draw's result, a freed place, a request
+                                        # made in the patient's name, the reminder.
                                         ("draw_placed", None), ("draw_waitlisted", None),
                                         ("draw_refused", None), ("place_offered", None),
-                                        ("reminder", None)])
+                                        ("requested_for_you", None), ("reminder", None)])
 def test_each_notice_names_the_booking_and_fits_three_sms(renderer, locale, message, by):
     params = {"code": CODE, "department": longest_department_names(), "position": 3, "minutes": 30,
               "starts_at": STARTS_AT.isoformat(), "by": by}

@@ -28,7 +28,7 @@ MENU.append(("admin.waitlist", N_("Waitlists"), "clerk"))
 
 # A draw as staff read it; "due" is an open draw whose time has come (the worker runs it).
 DRAW_STATUSES = {"open": N_("Taking requests"), "due": N_("Due: the worker draws it next"),
-                 "drawn": N_("Drawn")}
+                 "drawn": N_("Drawn"), "cancelled": N_("Cancelled: the day was closed")}
 REQUEST_STATUSES = {"requested": N_("Waiting for the draw"), "placed": N_("Placed"),
                     "waitlisted": N_("On the waitlist"), "refused": N_("Refused at the draw"),
                     "withdrawn": N_("Withdrawn")}
