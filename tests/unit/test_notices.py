@@ -40,7 +40,8 @@ def renderer() -> Renderer:
                                         # made in the patient's name, the reminder.
                                         ("draw_placed", None), ("draw_waitlisted", None),
                                         ("draw_refused", None), ("place_offered", None),
-                                        ("requested_for_you", None), ("reminder", None)])
+                                        ("requested_for_you", None), ("draw_cancelled", None),
+                                        ("reminder", None)])
 def test_each_notice_names_the_booking_and_fits_three_sms(renderer, locale, message, by):
     params = {"code": CODE, "department": longest_department_names(), "position": 3, "minutes": 30,
               "starts_at": STARTS_AT.isoformat(), "by": by}

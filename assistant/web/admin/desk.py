@@ -23,6 +23,8 @@ from assistant.web.ui import gettext as _
 
 MENU.append(("admin.desk", N_("Front desk"), "clerk"))
 
+# Said for a refusal without a sentence of its own (a module constant, so Babel finds it).
+CHECK_IN_REFUSED = N_("The check-in was refused.")
 REFUSALS = {
     "booking_not_found": N_("No booking with that code matches that ID number."),
     "not_active": N_("That booking is not active: it was cancelled, checked in or missed."),
@@ -72,7 +74,7 @@ def desk_check_in():
                               id_number=request.form.get("id_number", ""), now=app.clock(),
                               staff=service.Staff(staff_name()))
     if isinstance(result, r.Refusal):
-        flash(_(REFUSALS.get(result.rule, N_("The check-in was refused."))), "error")
+        flash(_(REFUSALS.get(result.rule, CHECK_IN_REFUSED)), "error")
         return redirect(url_for("admin.desk"))
     return render_template("admin/checked_in.html", result=result)
 

@@ -30,6 +30,7 @@ MENU.append(("admin.export", N_("Export bookings"), "clerk"))
 
 SUSPENSION_RULES = {"no_shows": N_("Missed visits"), "cancellations": N_("Cancellations")}
 SUSPENSION_SCOPES = {"identity": N_("ID number"), "address": N_("Phone or chat")}
+NOT_LIFTED = N_("The suspension was not lifted.")  # a constant, so Babel finds it
 LIFT_REFUSALS = {
     "reason_required": N_("Please write why the suspension is lifted. The reason is kept in the audit trail."),
     "suspension_not_found": N_("That suspension is no longer in force: it ended or was lifted already."),
@@ -83,7 +84,7 @@ def suspension_lift(suspension_id: int):
                                      staff=service.Staff(staff_name()),
                                      reason=request.form.get("reason", ""), now=app.clock())
     if isinstance(result, r.Refusal):
-        flash(_(LIFT_REFUSALS.get(result.rule, N_("The suspension was not lifted."))), "error")
+        flash(_(LIFT_REFUSALS.get(result.rule, NOT_LIFTED)), "error")
     else:
         flash(_("Suspension lifted. The patient or phone can book again."))
     return redirect(url_for("admin.suspensions"))
