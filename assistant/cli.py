@@ -682,6 +682,23 @@ def draw_list(obj: Context) -> None:
                    + (f"\tseed {row.seed}" if row.seed else ""))
 
 
+@draw.command("publish")
+@click.argument("draw_id", type=int)
+@click.pass_obj
+def draw_publish(obj: Context, draw_id: int) -> None:
+    """Print, as JSON, what the hospital may publish about a draw for anyone to check:
+    the commitment, the seed (after the draw), the places and each request number's
+    result. No patient and no booking code appears in it."""
+    import json
+
+    from assistant.booking import release
+
+    record = release.public_record(obj.app.services, draw_id)
+    if record is None:
+        _fail(f"no draw {draw_id}")
+    click.echo(json.dumps(record, ensure_ascii=False, indent=2))
+
+
 @draw.command("verify")
 @click.argument("draw_id", type=int)
 @click.pass_obj

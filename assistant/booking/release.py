@@ -802,3 +802,49 @@ def request_days(ctx: ServiceContext, *, department_id: int, now: datetime, days
         if on_sale and sum(s[6] for s in slots) <= 0 and now < rules.booking_closes_at(policy, day, tz):
             full.append(RequestDay(day, "waitlist", parts))
     return (draws + full)[:limit]
+
+
+def public_record(ctx: ServiceContext, draw_id: int) -> dict[str, Any] | None:
+    """What a hospital may publish about a draw, so that anyone can recompute it: the
+    commitment and when it was made, the seed (after the draw), the places given out,
+    and each request number with its part of the day and result. Nothing identifies a
+    patient, and no booking code (a code with an ID's last four characters gives
+    rights over a booking)."""
+    with ctx.uow.read_only() as uow:
+        session = uow.session
+        draw = session.get(Draw, draw_id)
+        if draw is None:
+            return None
+        department = session.get(Department, draw.department_id)
+        tz = ZoneInfo(session.get(Hospital, department.hospital_id).timezone)
+        opened = _audit_details(session, "draw.opened", draw_id)
+        committed_at = session.get(AuditEvent, opened[0]).at if opened is not None else None
+        record: dict[str, Any] = {
+            "draw": draw.id, "department": department.code, "visit_date": draw.visit_date.isoformat(),
+            "status": draw.status, "requests_open": draw.opens_at.astimezone(tz).isoformat(),
+            "draw_time": draw.draw_at.astimezone(tz).isoformat(), "commitment": draw.seed_hash,
+            "committed_at": committed_at.astimezone(tz).isoformat() if committed_at else None,
+            "seed": draw.seed, "places": [], "requests": []}
+        drawn = _audit_details(session, "draw.drawn", draw_id)
+        if draw.status != "drawn" or drawn is None:
+            return record  # before the draw: the commitment only
+        starts = dict(session.execute(select(Slot.id, Slot.starts_at).where(
+            Slot.department_id == draw.department_id, Slot.visit_date == draw.visit_date)).all())
+        places = sorted(((starts[int(slot_id)], part, free) for slot_id, (part, free) in drawn[1]["places"].items()
+                         if int(slot_id) in starts), key=lambda p: p[0])
+        record["places"] = [{"starts_at": at.astimezone(tz).strftime("%H:%M"), "part": part, "free": free}
+                            for at, part, free in places]
+        given = dict(session.execute(
+            select(DrawRequest.id, Slot.starts_at).join(Booking, DrawRequest.booking_id == Booking.id)
+            .join(Slot, Booking.slot_id == Slot.id).where(DrawRequest.draw_id == draw_id)).all())
+        for request in session.execute(select(DrawRequest).where(
+                DrawRequest.draw_id == draw_id, DrawRequest.position.is_not(None))
+                .order_by(DrawRequest.position)).scalars():
+            result = {"number": request.id, "part": request.part, "position": request.position,
+                      "result": request.status}
+            if request.id in given:
+                result["place"] = given[request.id].astimezone(tz).strftime("%H:%M")
+            if request.refusal:
+                result["refused_by"] = request.refusal
+            record["requests"].append(result)
+        return record

@@ -296,3 +296,28 @@ def test_closing_a_day_before_its_draw_cancels_the_draw_and_tells_every_requeste
     assert status == "cancelled" and requests == ["withdrawn"] * 3
     assert told.count("draw_cancelled") == 3
     assert release.due_draws(services, eyes["draw_at"]) == []
+
+
+def test_the_published_record_lets_anyone_recompute_the_draw_and_names_nobody(services, eyes, now):
+    people = [person(name_of(n)) for n in range(5)]
+    for n, who in enumerate(people):
+        ask(services, eyes, now, n, who=who, part="morning" if n % 2 else "any")
+    before = release.public_record(services, 1)
+    assert before["seed"] is None and before["commitment"] and before["requests"] == []
+    draw_id, _ = run(services, eyes)
+    record = release.public_record(services, draw_id)
+    assert release.seed_commitment(record["seed"]) == record["commitment"]
+    # An outsider's check, from the record alone: the order, and who got which place.
+    numbers = [q["number"] for q in record["requests"]]
+    assert release.draw_order(record["seed"], numbers) == numbers
+    places = [release.DrawPlace(n, p["part"], p["free"]) for n, p in enumerate(record["places"])]
+    parts = {q["number"]: q["part"] for q in record["requests"]}
+    recomputed = release.assign([(n, parts[n]) for n in numbers], places)
+    got = {q["number"]: q.get("place") for q in record["requests"]}
+    assert {n: (record["places"][slot]["starts_at"] if slot is not None else None)
+            for n, slot in recomputed.items()} == got
+    text = str(record)
+    with services.uow.read_only() as uow:
+        codes = uow.session.execute(select(Booking.code)).scalars().all()
+    assert not any(code in text for code in codes)
+    assert not any(who.number in text or who.name in text for who in people)
