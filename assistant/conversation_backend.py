@@ -203,9 +203,13 @@ class ServiceBackend:
 
     # -- a fair release: requests, offers and reminders
 
-    def request_days(self, department_id: int, now: datetime) -> Sequence[ports.RequestDay]:
-        return [ports.RequestDay(d.day, d.kind, d.parts, d.closes_at)
-                for d in release.request_days(self.ctx, department_id=department_id, now=now)]
+    def request_days(self, department_id: int, now: datetime, kind: str | None = None) -> Sequence[ports.RequestDay]:
+        key = ("request_days", department_id, now, kind)
+        if key not in self._available_cache:
+            self._available_cache[key] = [
+                ports.RequestDay(d.day, d.kind, d.parts, d.closes_at)
+                for d in release.request_days(self.ctx, department_id=department_id, now=now, kind=kind)]
+        return self._available_cache[key]
 
     def request(self, who: ports.NewPatient | int, department_id: int, day: date, part: str, relation: str,
                 now: datetime, key: str | None) -> ports.Requested | ports.Refused:

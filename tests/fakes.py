@@ -212,8 +212,8 @@ class FakeBackend:
         dept = next(d for d in self.departments_ if d.id == slot.department_id)
         return ports.Done(code, slot.starts_at, dept.names, ref)
 
-    def request_days(self, department_id, now):
-        return list(self.request_days_.get(department_id, ()))
+    def request_days(self, department_id, now, kind=None):
+        return [d for d in self.request_days_.get(department_id, ()) if kind is None or d.kind == kind]
 
     def request(self, who, department_id, day, part, relation, now, key):
         self.calls.append(f"request:{department_id}:{day.isoformat()}:{part}")

@@ -176,6 +176,11 @@ class Slot(Base):
         CheckConstraint("ends_at > starts_at", name="times"),
         UniqueConstraint("template_id", "starts_at"),
         Index("ix_slot_department_day", "department_id", "visit_date"),
+        # The draws not yet run, by department: every booking conversation asks whether
+        # its department is taking requests (statements.DRAW_TAKING_REQUESTS).
+        Index("ix_slot_draw_pending", "department_id", "release_at",
+              sqlite_where=text("release_mode = 'draw' AND NOT drawn"),
+              postgresql_where=text("release_mode = 'draw' AND NOT drawn")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -770,13 +770,17 @@ class RequestDay:
 
 
 def request_days(ctx: ServiceContext, *, department_id: int, now: datetime, days_ahead: int = 31,
-                 limit: int = 4) -> list[RequestDay]:
+                 limit: int = 4, kind: str | None = None) -> list[RequestDay]:
     """Days open for requests (draws first), then released days with no free place,
-    whose waitlist a patient may join (until booking for the day closes)."""
+    whose waitlist a patient may join (until booking for the day closes). `kind`
+    "draw" asks for the draws only, answered from an index when there is none."""
     from assistant.booking.records import department_rules
 
     with ctx.uow.read_only() as uow:
         session = uow.session
+        if kind == "draw" and driver.Cursor(session.connection()).run(sql.DRAW_TAKING_REQUESTS, {
+                "department_id": department_id, "now": now}).first() is None:
+            return []
         department = session.get(Department, department_id)
         if department is None or not department.active:
             return []
@@ -801,7 +805,8 @@ def request_days(ctx: ServiceContext, *, department_id: int, now: datetime, days
         on_sale = all(s[4] <= now and (s[2] == "first_come" or s[5]) for s in slots)
         if on_sale and sum(s[6] for s in slots) <= 0 and now < rules.booking_closes_at(policy, day, tz):
             full.append(RequestDay(day, "waitlist", parts))
-    return (draws + full)[:limit]
+    found = draws + full
+    return [d for d in found if kind is None or d.kind == kind][:limit]
 
 
 def public_record(ctx: ServiceContext, draw_id: int) -> dict[str, Any] | None:

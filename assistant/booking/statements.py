@@ -49,6 +49,13 @@ OPEN_DAYS = text(
     "SELECT DISTINCT visit_date " + _FREE_SLOTS + "ORDER BY visit_date"
 ).bindparams(*_RANGE).columns(visit_date=Date)
 
+# Whether a department takes requests for a draw now: asked by every booking
+# conversation, answered from the partial index of draws not yet run.
+DRAW_TAKING_REQUESTS = text(
+    "SELECT 1 FROM slot WHERE department_id = :department_id AND release_mode = 'draw' AND NOT drawn "
+    "AND release_at > :now AND requests_open_at <= :now LIMIT 1"
+).bindparams(bindparam("now", type_=UTCDateTime))
+
 # An address as the reads see it (records.find_address), without a lock.
 FIND_ADDRESS = text(
     "SELECT id, kind, locale, opted_out_at, slow_speech, phone_address_id, address_encrypted, "

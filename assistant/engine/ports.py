@@ -223,9 +223,9 @@ class Backend(Protocol):
     def reschedule(self, code: str, slot_id: int, now: datetime, key: str | None,
                    id_last4: str | None = None) -> Outcome: ...
 
-    def request_days(self, department_id: int, now: datetime) -> Sequence[RequestDay]:
+    def request_days(self, department_id: int, now: datetime, kind: str | None = None) -> Sequence[RequestDay]:
         """Days whose places are given by a draw open for requests, then full days with
-        a waitlist to join."""
+        a waitlist to join (`kind`: "draw" or "waitlist" only)."""
 
     def request(self, who: NewPatient | int, department_id: int, day: date, part: str, relation: str,
                 now: datetime, key: str | None) -> Requested | Refused: ...

@@ -39,6 +39,9 @@ def upgrade() -> None:
         op.create_check_constraint(op.f('ck_slot_held_within_capacity'), 'slot', HELD_CHECK)
     op.add_column('slot', sa.Column('requests_open_at', sa.DateTime(), nullable=True))
     op.add_column('slot', sa.Column('drawn', sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.create_index('ix_slot_draw_pending', 'slot', ['department_id', 'release_at'],
+                    sqlite_where=sa.text("release_mode = 'draw' AND NOT drawn"),
+                    postgresql_where=sa.text("release_mode = 'draw' AND NOT drawn"))
     op.add_column('booking', sa.Column('reminded_at', sa.DateTime(), nullable=True))
     op.add_column('booking', sa.Column('kept_at', sa.DateTime(), nullable=True))
     op.add_column('channel_address', sa.Column('question_until', sa.DateTime(), nullable=True))
@@ -174,6 +177,7 @@ def downgrade() -> None:
     op.drop_table('draw_request')
     op.drop_table('waitlist_entry')
     op.drop_table('draw')
+    op.drop_index('ix_slot_draw_pending', table_name='slot')
     if op.get_bind().dialect.name != 'sqlite':
         op.drop_constraint(op.f('ck_slot_held_within_capacity'), 'slot', type_='check')
         op.drop_constraint(op.f('ck_slot_release_mode'), 'slot', type_='check')

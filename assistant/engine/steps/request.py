@@ -41,7 +41,7 @@ def _names(ctx: Ctx, department_id: int | None) -> Names:
 def request_days(ctx: Ctx, department_id: int | None, kind: str) -> list[RequestDay]:
     if department_id is None:
         return []
-    return [d for d in ctx.backend.request_days(department_id, ctx.now) if d.kind == kind]
+    return [d for d in ctx.backend.request_days(department_id, ctx.now, kind) if d.kind == kind]
 
 
 def request_prompt(state: Conversation, ctx: Ctx) -> PromptResult:
@@ -101,7 +101,7 @@ def _typed_day(state: Conversation, text: str, ctx: Ctx) -> Answer | None:
     day = parse_date(text, ctx.today, day_first=state.locale == "es")
     if day is None:
         return None
-    offered = {d.day: d for d in ctx.backend.request_days(state.department_id, ctx.now)}
+    offered = {d.day: d for d in ctx.backend.request_days(state.department_id, ctx.now)}  # either kind
     if day in offered:
         part = {DayPart.MORNING: "morning", DayPart.AFTERNOON: "afternoon"}.get(parse_day_part(text), "any")
         if part not in offered[day].parts:
