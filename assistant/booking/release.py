@@ -283,12 +283,15 @@ def request_place(ctx: ServiceContext, *, department_id: int, visit_date: date, 
             if full is not None:
                 return full
         patient = parties.patient
-        if not patient.is_new and _already_asked(session, kind, department_id, visit_date, patient.id):
+        earlier = None if patient.is_new else _asked_before(session, kind, department_id, visit_date, patient.id)
+        if earlier is not None and not _may_ask_again(session, earlier, parties.address_id, patient.id):
             return r.AlreadyRequested()
+        this_day = (department_id, visit_date)
         admitted = book.admit(ctx, db, patient, day, now, name_index=parties.name.index if parties.name else None,
                               address_id=parties.address_id, address_is_new=parties.address_is_new,
                               staff=None, replacing_id=None, relation=relation,
-                              pending=lambda: pending_requests(session, patient.id))
+                              pending=lambda: [p for p in pending_requests(session, patient.id)
+                                               if (p.department_id, p.visit_date) != this_day])
         if isinstance(admitted, r.Refusal):
             return admitted
         actor = parties.actor(channel, None)
@@ -307,18 +310,31 @@ def request_place(ctx: ServiceContext, *, department_id: int, visit_date: date, 
                       name_index=parties.name.index if parties.name else None)
         if kind == "draw":
             draw = open_draw(ctx, session, department_id, visit_date, now)
-            request = DrawRequest(draw_id=draw.id, status=REQUESTED, created_at=now, **common)
-            session.add(request)
+            if earlier is not None:  # hers now: the same request number, so the same chance
+                request = earlier
+                for field_name, value in common.items():
+                    setattr(request, field_name, value)
+                request.status = REQUESTED
+            else:
+                request = DrawRequest(draw_id=draw.id, status=REQUESTED, created_at=now, **common)
+                session.add(request)
             session.flush()
             entries.append(audit.Entry(actor, "draw.requested", f"draw:{draw.id}", {
-                "request": request.id, "patient": masked_patient(patient), "part": part}, now))
+                "request": request.id, "patient": masked_patient(patient), "part": part,
+                "again": earlier is not None}, now))
             result = r.Requested("draw", department_id, dict(day.names), visit_date, part, draw_at=draw.draw_at)
         else:
-            entry = waitlist.join(ctx, session, department_id=department_id, visit_date=visit_date,
-                                  joined_at=now, **common)
+            if earlier is not None:  # hers now, in the same place in the queue
+                entry = earlier
+                for field_name, value in common.items():
+                    setattr(entry, field_name, value)
+                session.flush()
+            else:
+                entry = waitlist.join(ctx, session, department_id=department_id, visit_date=visit_date,
+                                      joined_at=now, **common)
             entries.append(audit.Entry(actor, "waitlist.joined", f"waitlist:{entry.id}", {
                 "patient": masked_patient(patient), "department": department_id,
-                "visit_date": visit_date.isoformat(), "part": part}, now))
+                "visit_date": visit_date.isoformat(), "part": part, "again": earlier is not None}, now))
             result = r.Requested("waitlist", department_id, dict(day.names), visit_date, part,
                                  position=waitlist.position_of(session, entry))
         if admitted.own is not None and admitted.own != parties.address_id:
@@ -382,16 +398,53 @@ def _full_day(session: Session, department_id: int, visit_date: date, now: datet
     return None
 
 
-def _already_asked(session: Session, kind: str, department_id: int, visit_date: date, patient_id: int) -> bool:
+def _asked_before(session: Session, kind: str, department_id: int, visit_date: date,
+                  patient_id: int) -> DrawRequest | WaitlistEntry | None:
+    """The identity's request in that day's draw (any status), or its place on the
+    day's waitlist (waiting or offered)."""
     if kind == "draw":
         return session.execute(
-            select(DrawRequest.id).join(Draw, DrawRequest.draw_id == Draw.id).where(
+            select(DrawRequest).join(Draw, DrawRequest.draw_id == Draw.id).where(
                 Draw.department_id == department_id, Draw.visit_date == visit_date,
-                DrawRequest.patient_id == patient_id)).first() is not None
-    return session.execute(select(WaitlistEntry.id).where(
+                DrawRequest.patient_id == patient_id)).scalar_one_or_none()
+    return session.execute(select(WaitlistEntry).where(
         WaitlistEntry.department_id == department_id, WaitlistEntry.visit_date == visit_date,
         WaitlistEntry.patient_id == patient_id,
-        WaitlistEntry.status.in_(("waiting", "offered")))).first() is not None
+        WaitlistEntry.status.in_(("waiting", "offered")))).scalar_one_or_none()
+
+
+def _may_ask_again(session: Session, earlier: DrawRequest | WaitlistEntry, address_id: int | None,
+                   patient_id: int) -> bool:
+    """One request per identity, but not one a neighbour can spoil: a request the desk
+    withdrew may be made again, and the patient's own phone or chat takes over one made
+    in her name from elsewhere (keeping its request number or place in the queue)."""
+    from assistant.booking.records import own_address_id
+
+    if isinstance(earlier, DrawRequest) and earlier.status == WITHDRAWN:
+        return True
+    still_open = earlier.status in (REQUESTED, "waiting")
+    return (still_open and address_id is not None and earlier.address_id != address_id
+            and own_address_id(session, patient_id) == address_id)
+
+
+def withdraw_request(ctx: ServiceContext, *, request_id: int, staff: str, now: datetime) -> bool:
+    """The desk withdraws a request before its draw (made in a patient's name without
+    her consent, or at her wish); she may then ask again. False if it can't be."""
+    with ctx.uow() as uow:
+        session = uow.session
+        request = session.get(DrawRequest, request_id)
+        if request is None or request.status != REQUESTED:
+            return False
+        draw = session.get(Draw, request.draw_id)
+        if draw.status != "open":
+            return False
+        request.status = WITHDRAWN
+        session.flush()
+        audit.append(session, ctx.keyring.audit_key, actor=audit.Actor(f"staff:{staff}", "admin"),
+                     action="draw.request_withdrawn", subject=f"draw:{draw.id}",
+                     details={"request": request.id, "patient": request.patient_id}, at=now)
+        uow.commit()
+        return True
 
 
 def pending_requests(session: Session, patient_id: int) -> list[PendingRequest]:

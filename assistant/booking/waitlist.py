@@ -50,6 +50,7 @@ from assistant.booking.uow import UnitOfWork
 
 PLACE_OFFERED = "place_offered"  # assistant/notices.py holds the sentences
 LATE_ANSWERS = timedelta(hours=12)  # how long a late "1" to an expired offer is recognised
+QUEUE_HEAD = 20  # entries read per place offered; more only if places race for them
 
 
 def join(ctx: ServiceContext, session: Session, *, department_id: int, visit_date: date, patient_id: int,
@@ -136,7 +137,7 @@ def _unhold(session: Session, slot_id: int) -> None:
 def offer_held(ctx: ServiceContext, session: Session, department_id: int, visit_date: date,
                now: datetime) -> int:
     """Offer the day's held places down its waitlist; returns the offers made."""
-    from assistant.booking.release import fits, part_of_day
+    from assistant.booking.release import part_of_day
 
     held = session.execute(
         select(FreedPlace, Slot).join(Slot, FreedPlace.slot_id == Slot.id).where(
@@ -154,15 +155,15 @@ def offer_held(ctx: ServiceContext, session: Session, department_id: int, visit_
         slot_part = part_of_day(slot.starts_at.astimezone(tz))
         # A patient whose phone or chat sent STOP can't hear an offer: she keeps her
         # place in the queue for when she sends START.
+        # Only the head of the queue is read: a long list costs one short query a place.
         candidates = session.execute(
             select(WaitlistEntry.id, WaitlistEntry.part)
             .join(ChannelAddress, WaitlistEntry.address_id == ChannelAddress.id).where(
                 WaitlistEntry.department_id == department_id, WaitlistEntry.visit_date == visit_date,
-                WaitlistEntry.status == WAITING, ChannelAddress.opted_out_at.is_(None))
-            .order_by(*queue_order())).all()
+                WaitlistEntry.status == WAITING, ChannelAddress.opted_out_at.is_(None),
+                WaitlistEntry.part.in_(("any", slot_part)))
+            .order_by(*queue_order()).limit(QUEUE_HEAD)).all()
         for entry_id, part in candidates:
-            if not fits(part, slot_part):
-                continue
             # The claim: only one freed place can turn a waiting entry into an offer.
             claimed = session.execute(update(WaitlistEntry).where(
                 WaitlistEntry.id == entry_id, WaitlistEntry.status == WAITING)

@@ -321,3 +321,47 @@ def test_the_published_record_lets_anyone_recompute_the_draw_and_names_nobody(se
         codes = uow.session.execute(select(Booking.code)).scalars().all()
     assert not any(code in text for code in codes)
     assert not any(who.number in text or who.name in text for who in people)
+
+
+def her_own_phone(services, eyes, now, who):
+    """She booked for herself before from phone(1): that phone is her own."""
+    with services.uow() as uow:
+        earlier = add_slot(uow.session, eyes["depts"]["cardiology"], VISIT + timedelta(days=14), 9,
+                           release_at=now - timedelta(days=1))
+        uow.commit()
+    assert isinstance(service.book_slot(services, slot_id=earlier, channel="sms", now=now, identity_input=who,
+                                        booked_by=phone(1)), r.Booked)
+
+
+def test_a_neighbour_cannot_spoil_her_request_her_own_phone_takes_it_over(services, eyes, now):
+    her = person("Zhou Min")
+    her_own_phone(services, eyes, now, her)
+    assert isinstance(ask(services, eyes, now, 2, who=her), r.Requested)  # the neighbour, first
+    assert isinstance(ask(services, eyes, now, 3, who=her), r.AlreadyRequested)  # another stranger
+    mine = ask(services, eyes, now, 1, who=her, part="morning")
+    assert isinstance(mine, r.Requested) and mine.part == "morning"
+    with services.uow.read_only() as uow:
+        requests = uow.session.execute(select(DrawRequest)).scalars().all()
+        owner = uow.session.execute(select(ChannelAddress.id).join(
+            DrawRequest, DrawRequest.address_id == ChannelAddress.id)).scalar_one()
+        own = service.find_address(services, uow.session, phone(1)).id
+        assert len(requests) == 1 and requests[0].part == "morning"
+    assert owner == own
+    _, report = run(services, eyes)
+    assert report.placed == 1
+    with services.uow.read_only() as uow:
+        assert uow.session.execute(select(Booking.booked_by_address_id)).scalars().all()[-1] == own
+
+
+def test_the_desk_withdraws_a_request_made_in_her_name_and_she_may_ask_again(services, eyes, now):
+    her = person("Zhou Min")
+    assert isinstance(ask(services, eyes, now, 2, who=her), r.Requested)  # a stranger claimed "for me"
+    assert isinstance(ask(services, eyes, now, 1, who=her), r.AlreadyRequested)
+    with services.uow.read_only() as uow:
+        request_id = uow.session.execute(select(DrawRequest.id)).scalar_one()
+    assert release.withdraw_request(services, request_id=request_id, staff="desk", now=now)
+    assert not release.withdraw_request(services, request_id=request_id, staff="desk", now=now)
+    again = ask(services, eyes, now, 1, who=her)
+    assert isinstance(again, r.Requested)
+    draw_id, report = run(services, eyes)
+    assert report.requests == 1 and release.verify_draw(services, draw_id).ok

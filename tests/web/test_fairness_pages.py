@@ -353,3 +353,21 @@ def test_a_burst_of_the_new_refusals_is_labelled(web_app, admin_client, rule, wo
         service.note_refusal(web_app.services, phone(77), rule, now=web_app.clock())
     bursts = section(text_of(admin_client.get("/admin/flags")), "flag-refusals")
     assert words in bursts and rule not in bursts
+
+
+def test_an_admin_withdraws_a_request_before_the_draw_and_a_clerk_cannot(web_app, admin_client, clerk_client,
+                                                                      draw):
+    [(request_id,)] = rows(web_app, select(DrawRequest.id).order_by(DrawRequest.id).limit(1))
+    url = f"/admin/draws/{draw['id']}/requests/{request_id}/withdraw"
+    assert clerk_client.post(url, data={"csrf_token": csrf_token(clerk_client, "/admin/waitlist")}).status_code == 403
+    page = text_of(admin_client.get(f"/admin/draws/{draw['id']}"))
+    assert url in page  # each open request has its button
+    token = csrf_token(admin_client, f"/admin/draws/{draw['id']}")
+    done = admin_client.post(url, data={"csrf_token": token}, follow_redirects=True)
+    assert "The request was withdrawn" in text_of(done)
+    [(status,)] = rows(web_app, select(DrawRequest.status).where(DrawRequest.id == request_id))
+    assert status == "withdrawn"
+    [(actor,)] = rows(web_app, select(AuditEvent.actor).where(AuditEvent.action == "draw.request_withdrawn"))
+    assert actor.startswith("staff:")
+    run_again = admin_client.post(url, data={"csrf_token": token}, follow_redirects=True)
+    assert "can no longer be withdrawn" in text_of(run_again)

@@ -19,7 +19,7 @@ from assistant.booking import fairness_view, release, service
 from assistant.booking.admin_config import departments
 from assistant.i18n import N_
 from assistant.web import security
-from assistant.web.admin import MENU, admin, careline
+from assistant.web.admin import MENU, admin, careline, staff_name
 from assistant.web.admin.configuration import name_of
 from assistant.web.ui import gettext as _
 
@@ -105,6 +105,19 @@ def draw(draw_id: int):
     verification = release.verify_draw(app.services, draw_id) if found.status == "drawn" else None
     return _page("admin/fairness_draw.html", draw=found, status=status, verification=verification,
                  draw_statuses=DRAW_STATUSES, request_statuses=REQUEST_STATUSES, refusal_label=refusal_label)
+
+
+@admin.post("/draws/<int:draw_id>/requests/<int:request_id>/withdraw")
+@security.requires("admin")
+def draw_request_withdraw(draw_id: int, request_id: int):
+    """A request made in a patient's name without her consent (she calls the desk), or
+    one she no longer wants: withdrawn before the draw, she may ask again."""
+    app = careline()
+    if release.withdraw_request(app.services, request_id=request_id, staff=staff_name(), now=app.clock()):
+        flash(_("The request was withdrawn. The patient may ask again until the draw."))
+    else:
+        flash(_("That request can no longer be withdrawn: the draw has run, or it was withdrawn already."), "error")
+    return redirect(url_for("admin.draw", draw_id=draw_id))
 
 
 # ---- waitlists ----------------------------------------------------------------------------
