@@ -46,6 +46,7 @@ from assistant.booking.models import (
     Hospital,
     OutboxMessage,
     PatientLink,
+    ScheduleException,
     Slot,
     Suspension,
     WaitlistEntry,
@@ -384,11 +385,12 @@ def _draw_window(session: Session, department_id: int, visit_date: date) -> Draw
 
 def _full_day(session: Session, department_id: int, visit_date: date, now: datetime) -> r.Refusal | None:
     """A waitlist is joined only for a day that is on sale and full: before its release
-    nobody may queue ahead of it, and a free place is booked, not waited for."""
+    nobody may queue ahead of it, and a free place is booked, not waited for. A closed
+    day has no waitlist: no place will come free on it."""
     slots = session.execute(select(Slot.release_at, Slot.release_mode, Slot.drawn,
                                    Slot.capacity - Slot.booked - Slot.held).where(
         Slot.department_id == department_id, Slot.visit_date == visit_date, Slot.capacity > 0)).all()
-    if not slots:
+    if not slots or visit_date in closed_days(session, department_id, visit_date, visit_date):
         return r.SlotNotFound()
     waiting_for_sale = [s[0] for s in slots if s[0] > now or (s[1] == "draw" and not s[2])]
     if waiting_for_sale:
@@ -396,6 +398,16 @@ def _full_day(session: Session, department_id: int, visit_date: date, now: datet
     if sum(max(0, s[3]) for s in slots) > 0:
         return r.PlacesFree()
     return None
+
+
+def closed_days(session: Session, department_id: int, first: date, last: date) -> set[date]:
+    """The department's closed days between `first` and `last` (its own or the hospital's)."""
+    department = session.get(Department, department_id)
+    return set(session.execute(select(ScheduleException.day).where(
+        ScheduleException.hospital_id == department.hospital_id, ScheduleException.kind == "closed",
+        ScheduleException.day >= first, ScheduleException.day <= last,
+        (ScheduleException.department_id.is_(None)) | (ScheduleException.department_id == department_id)))
+        .scalars())
 
 
 def _asked_before(session: Session, kind: str, department_id: int, visit_date: date,
@@ -845,9 +857,11 @@ def request_days(ctx: ServiceContext, *, department_id: int, now: datetime, days
             .where(Slot.department_id == department_id, Slot.visit_date >= today,
                    Slot.visit_date <= today + timedelta(days=days_ahead), Slot.capacity > 0)
             .order_by(Slot.visit_date, Slot.starts_at)).all()
+        closed = closed_days(session, department_id, today, today + timedelta(days=days_ahead))
     by_day: dict[date, list] = defaultdict(list)
     for row in rows:
-        by_day[row[0]].append(row)
+        if row[0] not in closed:
+            by_day[row[0]].append(row)
     draws, full = [], []
     for day, slots in by_day.items():
         parts = tuple(sorted({part_of_day(s[1].astimezone(tz)) for s in slots}, key=PARTS.index))

@@ -304,3 +304,16 @@ def test_a_waitlist_is_joined_only_for_a_full_day_on_sale(services, now):
     assert isinstance(free, r.PlacesFree)
     assert isinstance(early, r.NotYetOpen) and early.opens_at == now + timedelta(days=1)
     assert isinstance(nothing, r.SlotNotFound)
+
+
+def test_a_closed_day_has_no_waitlist_to_join(services, full_day, now):
+    from assistant.booking import admin_config
+
+    with services.uow.read_only() as uow:
+        codes = tuple(uow.session.execute(select(Booking.code).where(Booking.status == "booked")).scalars())
+    admin_config.close_day(services, day=VISIT, department_id=full_day["department"], reason="Flooded",
+                           confirmed_codes=codes, staff="admin", now=now + timedelta(hours=1))
+    assert entry_status(services) == ["left", "left"]
+    late = join(services, full_day["department"], now + timedelta(hours=2), 15)
+    assert isinstance(late, r.SlotNotFound)
+    assert release.request_days(services, department_id=full_day["department"], now=now + timedelta(hours=2)) == []
