@@ -955,3 +955,10 @@ def test_a_late_1_after_an_offer_expired_is_told_so_and_starts_nothing():
     assert late.state.step == Step.MENU and not any(c.startswith(("book", "answer")) for c in fake.calls)
     # Anything else after it is the menu as usual.
     assert send(fake, late.state, "1", now=NOW + timedelta(minutes=41)).state.step != Step.MENU
+
+
+def test_a_part_of_the_day_alone_picks_the_one_day_on_offer():
+    fake, turn = reach(Step.REQUEST)
+    chosen = send(fake, turn.state, "afternoon please")
+    assert chosen.state.step == Step.CONFIRM
+    assert (chosen.state.request_day, chosen.state.request_part) == (DRAW_DAY, "afternoon")

@@ -99,9 +99,11 @@ def _typed_day(state: Conversation, text: str, ctx: Ctx) -> Answer | None:
     from assistant.engine.parse import DayPart, parse_date, parse_day_part
 
     day = parse_date(text, ctx.today, day_first=state.locale == "es")
+    offered = {d.day: d for d in ctx.backend.request_days(state.department_id, ctx.now)}  # either kind
+    if day is None and len(offered) == 1 and parse_day_part(text) is not None:
+        day = next(iter(offered))  # "morning", with one day on offer: that day's morning
     if day is None:
         return None
-    offered = {d.day: d for d in ctx.backend.request_days(state.department_id, ctx.now)}  # either kind
     if day in offered:
         part = {DayPart.MORNING: "morning", DayPart.AFTERNOON: "afternoon"}.get(parse_day_part(text), "any")
         if part not in offered[day].parts:
