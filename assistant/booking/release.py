@@ -51,7 +51,7 @@ from assistant.booking.models import (
     Suspension,
     WaitlistEntry,
 )
-from assistant.booking.records import patient_ref as masked_patient
+from assistant.booking.records import department_rules, patient_ref as masked_patient
 from assistant.booking.uow import UnitOfWork
 
 PARTS = ("morning", "afternoon", "any")
@@ -344,7 +344,7 @@ def request_place(ctx: ServiceContext, *, department_id: int, visit_date: date, 
             db.run(sql.INSERT_NOTICE, {"address_id": admitted.own, "patient_id": patient.id, "now": now,
                                        "message": REQUESTED_FOR_YOU, "params": {
                                            "department": dict(day.names), "kind": kind,
-                                           "starts_at": _visit_noon(visit_date).isoformat()}})
+                                           "starts_at": visit_noon(visit_date).isoformat()}})
             entries.append(audit.Entry(actor, "notice.queued", f"patient:{masked_patient(patient)}",
                                        {"notice": REQUESTED_FOR_YOU}, now))
         return book.keep(ctx, uow, db, key, result, entries, now)
@@ -503,9 +503,7 @@ def run_draw(ctx: ServiceContext, draw_id: int, *, now: datetime, worker: str) -
             return None
         seed = ctx.keyring.decrypt(draw.seed_encrypted)
         department = session.get(Department, draw.department_id)
-        hospital = session.get(Hospital, department.hospital_id)
-        tz = ZoneInfo(hospital.timezone)
-        policy = ctx.settings.policy.overridden(hospital.policy_overrides).overridden(department.policy_overrides)
+        policy, tz = department_rules(ctx, session, department)
         requests = {q.id: q for q in session.execute(
             select(DrawRequest).where(DrawRequest.draw_id == draw_id, DrawRequest.status == REQUESTED)
             .order_by(DrawRequest.id)).scalars()}
@@ -601,7 +599,7 @@ def _notice(request: DrawRequest, message: str, department: Department, draw: Dr
             **extra: Any) -> dict:
     """An outbox row telling a requester the draw's result (the sender renders it). A
     result without a time is dated at noon UTC: the visit day in any hospital's zone."""
-    starts_at = extra.pop("starts_at", None) or _visit_noon(draw.visit_date)
+    starts_at = extra.pop("starts_at", None) or visit_noon(draw.visit_date)
     params = {"department": dict(department.names), "visit_date": draw.visit_date.isoformat(),
               "starts_at": starts_at.isoformat(), **extra}
     return {"address_id": request.address_id, "patient_id": request.patient_id, "message": message,
@@ -645,7 +643,7 @@ def _own_addresses(session: Session, draw: Draw) -> dict[int, int]:
     return own
 
 
-def _visit_noon(day: date) -> datetime:
+def visit_noon(day: date) -> datetime:
     """A notice about a day, not a time, is dated at noon UTC: that day in any zone."""
     return datetime.combine(day, time(12, 0), tzinfo=timezone.utc)
 
@@ -839,8 +837,6 @@ def request_days(ctx: ServiceContext, *, department_id: int, now: datetime, days
     """Days open for requests (draws first), then released days with no free place,
     whose waitlist a patient may join (until booking for the day closes). `kind`
     "draw" asks for the draws only, answered from an index when there is none."""
-    from assistant.booking.records import department_rules
-
     with ctx.uow.read_only() as uow:
         session = uow.session
         if kind == "draw" and driver.Cursor(session.connection()).run(sql.DRAW_TAKING_REQUESTS, {

@@ -16,12 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Mapping
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from assistant.booking import audit, book, driver, jobs, policy as rules, results as r, waitlist
+from assistant.booking import audit, book, driver, jobs, policy as rules, release, results as r, waitlist
 from assistant.booking.inputs import AddressInput, ServiceContext
 from assistant.booking.models import (
     BOOKED,
@@ -34,7 +33,14 @@ from assistant.booking.models import (
     Slot,
     FreedPlace,
 )
-from assistant.booking.records import booking_view, find_address, lock_address_by_id, lock_patient
+from assistant.booking.records import (
+    address_actor,
+    booking_view,
+    find_address,
+    lock_address_by_id,
+    lock_patient,
+    rules_for,
+)
 from assistant.booking.uow import UnitOfWork
 
 REMINDER = "reminder"  # assistant/notices.py holds the sentence
@@ -54,9 +60,7 @@ def send_reminders(ctx: ServiceContext, now: datetime, *, worker: str) -> Remind
             select(Department, Hospital).join(Hospital, Department.hospital_id == Hospital.id)).all()
         due = []
         for department, hospital in departments:
-            tz = ZoneInfo(hospital.timezone)
-            policy = ctx.settings.policy.overridden(hospital.policy_overrides).overridden(
-                department.policy_overrides)
+            policy, tz = rules_for(ctx, hospital.policy_overrides, department.policy_overrides, hospital.timezone)
             today = now.astimezone(tz).date()
             if now >= rules.local_moment(today, policy.reminder_time, tz):
                 due.append((department.id, today + timedelta(days=1)))
@@ -134,17 +138,11 @@ def pending_question(ctx: ServiceContext, session: Session, address_id: int, now
         if missed is None:
             return None
         department = session.get(Department, missed.department_id)
-        return Question("missed_offer", dict(department.names), _noon(missed.visit_date), missed.left_at,
+        return Question("missed_offer", dict(department.names), release.visit_noon(missed.visit_date), missed.left_at,
                         missed.left_at)
     booking, slot, department = row
     return Question("reminder", dict(department.names), slot.starts_at, booking.reminded_at, slot.starts_at,
                     code=booking.code)
-
-
-def _noon(day) -> datetime:
-    from datetime import time, timezone
-
-    return datetime.combine(day, time(12, 0), tzinfo=timezone.utc)
 
 
 def _reminded_booking(session: Session, address_id: int, now: datetime) -> Any:
@@ -175,7 +173,7 @@ def answer_reminder(ctx: ServiceContext, *, address: AddressInput, keep: bool, c
         booking = session.get(Booking, row[0].id, populate_existing=True)
         if booking.status != BOOKED or booking.kept_at is not None:
             return r.NothingToAnswer()
-        actor = audit.Actor(f"address:{found.id}", channel)
+        actor = audit.Actor(address_actor(found), channel)
         if keep:
             booking.kept_at = now
             session.flush()

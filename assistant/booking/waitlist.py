@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -40,12 +39,18 @@ from assistant.booking.models import (
     ChannelAddress,
     Department,
     FreedPlace,
-    Hospital,
     OutboxMessage,
     Slot,
     WaitlistEntry,
 )
-from assistant.booking.records import LockedPatient, TypedName, find_address, lock_address_by_id
+from assistant.booking.records import (
+    LockedPatient,
+    TypedName,
+    address_actor,
+    department_rules,
+    find_address,
+    lock_address_by_id,
+)
 from assistant.booking.uow import UnitOfWork
 
 PLACE_OFFERED = "place_offered"  # assistant/notices.py holds the sentences
@@ -97,10 +102,7 @@ def position_of(session: Session, entry: WaitlistEntry) -> int:
 
 
 def next_release(ctx: ServiceContext, session: Session, department_id: int, now: datetime) -> datetime:
-    department = session.get(Department, department_id)
-    hospital = session.get(Hospital, department.hospital_id)
-    policy = ctx.settings.policy.overridden(hospital.policy_overrides).overridden(department.policy_overrides)
-    return rules.next_release(policy, ZoneInfo(hospital.timezone), now)
+    return rules.next_release(*department_rules(ctx, session, session.get(Department, department_id)), now)
 
 
 def free_place(ctx: ServiceContext, session: Session, slot_id: int, reason: str, now: datetime,
@@ -147,9 +149,7 @@ def offer_held(ctx: ServiceContext, session: Session, department_id: int, visit_
     if not held:
         return 0
     department = session.get(Department, department_id)
-    hospital = session.get(Hospital, department.hospital_id)
-    tz = ZoneInfo(hospital.timezone)
-    policy = ctx.settings.policy.overridden(hospital.policy_overrides).overridden(department.policy_overrides)
+    policy, tz = department_rules(ctx, session, department)
     made = 0
     for place, slot in held:
         slot_part = part_of_day(slot.starts_at.astimezone(tz))
@@ -245,7 +245,7 @@ def answer_offer(ctx: ServiceContext, *, address: AddressInput, accept: bool, ch
         entry = session.get(WaitlistEntry, offer.entry_id, populate_existing=True)
         if place.status != OFFER_OPEN or place.entry_id != entry.id:
             return r.NothingToAnswer()
-        actor = audit.Actor(f"address:{found.id}", channel)
+        actor = audit.Actor(address_actor(found), channel)
         if not accept:
             _pass_on(ctx, session, place, entry, "declined", actor, now)
             return book.keep(ctx, uow, db, key, r.Answered("offer", False), [], now)

@@ -12,7 +12,6 @@ import threading
 from datetime import date, timedelta
 from urllib.parse import urlencode
 
-import pytest
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
@@ -23,29 +22,14 @@ from assistant.booking.service import AddressInput
 from assistant.bootstrap import renderer_for
 from assistant.channels.senders import BackgroundLoop, TelegramSender, TwilioSmsSender
 from assistant.web import create_app
-from tests.conftest import built_app
+from tests.channels.conftest import PUBLIC_URL, TOKEN
 from tests.fake_providers import FakeTelegram, FakeTwilio, LocalTwilioHttpClient
 from tests.support import add_hospital, new_slot, person
 
-TOKEN = "12345678901234567890123456789012"
-PUBLIC_URL = "https://careline.example-hospital.cn"
 HER_PHONE = AddressInput("phone", "+8613800000101")
 HER_CHAT = AddressInput("telegram", "700100200")
 SOMEONE = AddressInput("phone", "+8613900000202")
 VISIT = date(2026, 12, 5)
-
-
-@pytest.fixture
-def twilio_app(database_url, tmp_path, now):
-    yield from built_app(database_url, tmp_path, now, ASSISTANT_TWILIO_AUTH_TOKEN=TOKEN,
-                         ASSISTANT_PUBLIC_URL=PUBLIC_URL)
-
-
-@pytest.fixture
-def fake_twilio():
-    fake = FakeTwilio()
-    yield fake
-    fake.close()
 
 
 def sms_sender(fake) -> TwilioSmsSender:

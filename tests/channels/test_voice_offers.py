@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import pytest
 from sqlalchemy import select
 
 from assistant import notify
@@ -21,26 +20,12 @@ from assistant.bootstrap import renderer_for
 from assistant.channels.senders import TwilioCallSender, TwilioSmsSender
 from assistant.web import create_app
 from tests.channels.test_voice_webhook import PUBLIC_URL, TOKEN, Call
-from tests.conftest import built_app
-from tests.fake_providers import FakeTwilio, LocalTwilioHttpClient
+from tests.fake_providers import LocalTwilioHttpClient
 from tests.support import add_hospital, add_slot, person
 
 VISIT = date(2026, 12, 7)
 HER_PHONE = "+8613800000777"
 HOSPITAL_NUMBER = "+8610651200000"
-
-
-@pytest.fixture
-def voice_app(database_url, tmp_path, now):
-    yield from built_app(database_url, tmp_path, now, ASSISTANT_TWILIO_AUTH_TOKEN=TOKEN,
-                         ASSISTANT_PUBLIC_URL=PUBLIC_URL)
-
-
-@pytest.fixture
-def fake_twilio():
-    fake = FakeTwilio()
-    yield fake
-    fake.close()
 
 
 def senders(fake):
@@ -59,8 +44,8 @@ class CallToHer(Call):
                 "Caller": HOSPITAL_NUMBER, "To": HER_PHONE, "Called": HER_PHONE, **extra}
 
 
-def test_an_offer_to_a_voice_patient_is_a_call_and_her_1_books_it(voice_app, fake_twilio, now):
-    services = voice_app.services
+def test_an_offer_to_a_voice_patient_is_a_call_and_her_1_books_it(twilio_app, fake_twilio, now):
+    services = twilio_app.services
     with services.uow() as uow:
         depts = add_hospital(uow.session)
         slot = add_slot(uow.session, depts["eyes"], VISIT, 9, capacity=1, release_at=now - timedelta(days=1))
@@ -73,14 +58,14 @@ def test_an_offer_to_a_voice_patient_is_a_call_and_her_1_books_it(voice_app, fak
     assert isinstance(waiting, r.Requested) and waiting.kind == "waitlist"
     service.cancel_booking(services, code=holder.booking.code, requester=AddressInput("phone", "+8613900000001"),
                            channel="sms", now=now)
-    report = notify.deliver_due(services, senders(fake_twilio), renderer_for(voice_app), now, worker="w",
+    report = notify.deliver_due(services, senders(fake_twilio), renderer_for(twilio_app), now, worker="w",
                                 default_locale="en")
     assert report.sent == 1
     [call] = fake_twilio.calls
     assert call["To"] == HER_PHONE and call["Url"] == f"{PUBLIC_URL}/voice"
     assert fake_twilio.accepted == []  # a call, not an SMS
 
-    client = create_app(voice_app).test_client()
+    client = create_app(twilio_app).test_client()
     answered = CallToHer(client, "CA" + "1" * 32)
     twiml = answered.start()
     assert 'numDigits="1"' in twiml and "/voice/gather" in twiml
@@ -91,8 +76,8 @@ def test_an_offer_to_a_voice_patient_is_a_call_and_her_1_books_it(voice_app, fak
     assert len(booked) == 1 and booked[0][1] == "voice"
 
 
-def test_a_draw_result_to_a_voice_patient_is_a_call_that_says_it(voice_app, fake_twilio, now):
-    services = voice_app.services
+def test_a_draw_result_to_a_voice_patient_is_a_call_that_says_it(twilio_app, fake_twilio, now):
+    services = twilio_app.services
     with services.uow() as uow:
         depts = add_hospital(uow.session)
         add_slot(uow.session, depts["eyes"], VISIT, 9, capacity=1, release_at=now + timedelta(hours=2),
@@ -106,7 +91,7 @@ def test_a_draw_result_to_a_voice_patient_is_a_call_that_says_it(voice_app, fake
     with services.uow.read_only() as uow:
         code = uow.session.execute(select(Booking.code)).scalar_one()
         assert uow.session.execute(select(OutboxMessage.channel)).scalar_one() == "voice"
-    notify.deliver_due(services, senders(fake_twilio), renderer_for(voice_app), now + timedelta(hours=2),
+    notify.deliver_due(services, senders(fake_twilio), renderer_for(twilio_app), now + timedelta(hours=2),
                        worker="w", default_locale="en")
     [call] = fake_twilio.calls
     assert call["To"] == HER_PHONE and call["Twiml"].count("<Say") == 2
